@@ -1,0 +1,98 @@
+"""Command-line flags and environment of ``katib-db-manager``, read once into ``Settings``.
+
+Precedence: flag > pykatib env var > Katib's env vars > default. Katib's own variables
+(``DB_NAME``, ``DB_USER``, ``DB_PASSWORD``, ``KATIB_MYSQL_DB_*``, ``KATIB_POSTGRESQL_DB_*``,
+``SKIP_DB_INITIALIZATION``) work, so the Deployment of a Katib install runs this image unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from katib_core.errors import ValidationError
+from katib_dbmanager.storage import DatabaseURL, from_katib_env, parse_url
+
+DEFAULT_DB_URL = "sqlite:///katib.db"
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))+|\d+(?:\.\d+)?")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the process needs, validated."""
+
+    listen_address: str
+    db_url: DatabaseURL
+    initialize_schema: bool
+    connect_timeout: float
+    max_workers: int
+    writers: int
+    health_interval: float
+    report_key_ttl: timedelta
+    log_level: str
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+        """Parse flags and env. argparse exits with status 2 and one line on a bad flag.
+
+        Raises:
+            ValidationError: a value is malformed; the error names the flag or variable.
+        """
+        parser = argparse.ArgumentParser(
+            prog="katib-db-manager", description="Katib-compatible DB manager (gRPC api.v1.beta1.DBManager)."
+        )
+        parser.add_argument("--listen-address", default="0.0.0.0:6789", help="HOST:PORT to serve on")
+        parser.add_argument(
+            "--db-url",
+            default=environ.get("KATIB_DB_URL"),
+            help="sqlite:///PATH, mysql://USER:PW@HOST:PORT/DB or postgresql://…"
+            f" (env KATIB_DB_URL; else Katib's DB_NAME variables; else {DEFAULT_DB_URL})",
+        )
+        parser.add_argument("--connect-timeout", default="60s", help="how long to wait for the database at start")
+        parser.add_argument(
+            "--skip-db-initialization",
+            action="store_true",
+            default=environ.get("SKIP_DB_INITIALIZATION", "false") != "false",
+            help="do not create tables, only check them (env SKIP_DB_INITIALIZATION != 'false')",
+        )
+        parser.add_argument("--max-workers", type=int, default=128, help="RPC threads")
+        parser.add_argument("--writers", type=int, default=0, help="group-commit writer threads (0: per backend)")
+        parser.add_argument("--health-interval", default="2s", help="database probe interval")
+        parser.add_argument("--report-key-ttl", default="24h", help="how long report idempotency keys are kept")
+        parser.add_argument("--log-level", default=environ.get("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING…")
+        args = parser.parse_args(argv)
+
+        if args.db_url:
+            url = parse_url(args.db_url, field_name="--db-url" if "--db-url" in " ".join(argv) else "KATIB_DB_URL")
+        else:
+            url = from_katib_env(environ) or parse_url(DEFAULT_DB_URL)
+        for name, value in (("--max-workers", args.max_workers), ("--writers", args.writers + 1)):
+            if value < 1:
+                raise ValidationError(name, "must be positive")
+        if not re.fullmatch(r"(\[[0-9a-fA-F:]*\]|[^:\s]*):\d{1,5}", args.listen_address):
+            raise ValidationError("--listen-address", f"{args.listen_address!r} is not HOST:PORT")
+        return cls(
+            listen_address=args.listen_address,
+            db_url=url,
+            initialize_schema=not args.skip_db_initialization,
+            connect_timeout=parse_duration(args.connect_timeout, "--connect-timeout"),
+            max_workers=args.max_workers,
+            writers=args.writers or (1 if url.scheme == "sqlite" else 2),
+            health_interval=parse_duration(args.health_interval, "--health-interval"),
+            report_key_ttl=timedelta(seconds=parse_duration(args.report_key_ttl, "--report-key-ttl")),
+            log_level=args.log_level.upper(),
+        )
+
+
+def parse_duration(text: str, field: str) -> float:
+    """Seconds in a Go duration (``60s``, ``1m30s``, ``500ms``) or a plain number of seconds."""
+    text = text.strip()
+    if not _DURATION.fullmatch(text):
+        raise ValidationError(field, f"{text!r} is not a duration such as 60s, 1m30s or 500ms")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    return sum(float(n) * _UNIT[unit] for n, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)", text))

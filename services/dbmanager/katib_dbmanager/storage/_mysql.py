@@ -1,0 +1,86 @@
+"""MySQL and MariaDB through mysql-connector-python (its C extension when present)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mysql.connector
+from mysql.connector import errors
+
+from katib_core.errors import StorageError, StorageUnavailableError, ValidationError
+from katib_dbmanager.storage._sql import INDEX, KEYS_INDEX, KEYS_TABLE, TABLE, Cursor, Dialect, DuplicateKeyError
+from katib_dbmanager.storage._urls import DatabaseURL
+
+# Server gone, lost, refusing, overloaded, deadlocked or shutting down: worth a retry later.
+_TRANSIENT = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
+_DUPLICATE_ENTRY = 1062
+_DUPLICATE_KEY_NAME = 1061
+
+
+class MySQLDialect(Dialect):
+    """Katib's own table layout; text columns compared exactly whatever the table's collation."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        timeout = url.options.get("connect_timeout", "5")
+        size = url.options.get("pool_size", "16")
+        if not (timeout.isdigit() and size.isdigit() and int(size) > 0):
+            raise ValidationError("--db-url", "connect_timeout and pool_size must be positive whole numbers")
+        self.pool_size = int(size)
+        self._kwargs: dict[str, Any] = {
+            "user": url.user,
+            "password": url.password,
+            "database": url.database,
+            "charset": "utf8mb4",
+            "autocommit": False,
+            "connection_timeout": int(timeout),
+        }
+        if "unix_socket" in url.options:
+            self._kwargs["unix_socket"] = url.options["unix_socket"]
+        else:
+            self._kwargs.update(host=url.host, port=url.port)
+        self._where = f"{url.host}:{url.port}/{url.database}"
+
+    def connect(self) -> Any:
+        try:
+            return mysql.connector.connect(**self._kwargs)
+        except errors.Error as exc:
+            raise StorageUnavailableError(f"cannot connect to MySQL at {self._where}: {exc}") from exc
+
+    def create_schema(self, cursor: Cursor) -> None:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (trial_name VARCHAR(255) NOT NULL,"
+            " id INT AUTO_INCREMENT PRIMARY KEY, time DATETIME(6), metric_name VARCHAR(255) NOT NULL,"
+            " value TEXT NOT NULL) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+        )
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (report_key VARCHAR(64) NOT NULL PRIMARY KEY,"
+            f" created_at DATETIME(6) NOT NULL, INDEX {KEYS_INDEX} (created_at))"
+            " DEFAULT CHARSET=ascii COLLATE=ascii_bin"
+        )
+        # MySQL 8.0 has no CREATE INDEX IF NOT EXISTS; look it up first.
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS"
+            " WHERE table_schema = DATABASE() AND table_name = %s AND index_name = %s",
+            (TABLE, INDEX),
+        )
+        (count,) = cursor.fetchone()
+        if not count:
+            try:
+                cursor.execute(f"CREATE INDEX {INDEX} ON {TABLE} (trial_name, metric_name, time)")
+            except errors.ProgrammingError as exc:
+                if exc.errno != _DUPLICATE_KEY_NAME:  # another replica created it meanwhile
+                    raise
+
+    def equals(self, column: str) -> tuple[str, int]:
+        # Katib's table takes the database's default collation, often case-insensitive and
+        # space-padding; the second, binary test keeps matches exact while the first uses the index.
+        return f"{column} = %s AND {column} = CAST(%s AS BINARY)", 2
+
+    def translate(self, exc: BaseException) -> BaseException | None:
+        if not isinstance(exc, errors.Error):
+            return None
+        if isinstance(exc, errors.IntegrityError) and exc.errno == _DUPLICATE_ENTRY:
+            return DuplicateKeyError(str(exc))
+        if exc.errno in _TRANSIENT or isinstance(exc, errors.InterfaceError | errors.OperationalError):
+            return StorageUnavailableError(f"MySQL at {self._where}: {exc.msg or exc}")
+        return StorageError(f"MySQL at {self._where}: {exc.msg or exc}")

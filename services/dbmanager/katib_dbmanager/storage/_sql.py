@@ -1,0 +1,281 @@
+"""The SQL logic of the store, written once over a small per-database dialect.
+
+``SQLObservationStore`` owns transactions, chunked inserts, idempotency keys and error mapping;
+a ``Dialect`` supplies only what differs between SQLite, MySQL/MariaDB and PostgreSQL:
+connecting, placeholders, DDL, time encoding and how the driver's errors read.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from katib_core import timestamps
+from katib_core.errors import StorageError, StorageUnavailableError
+from katib_core.observations import MetricPoint, Report
+from katib_dbmanager.storage._base import ObservationStore, Query
+from katib_dbmanager.storage._pool import Connection, Pool
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+Cursor = Any
+Row = tuple[str, Any, str, str]
+
+TABLE = "observation_logs"
+KEYS_TABLE = "pykatib_report_keys"
+INDEX = "ix_observation_logs_trial_metric_time"
+KEYS_INDEX = "ix_pykatib_report_keys_created_at"
+COLUMNS = ("trial_name", "time", "metric_name", "value")
+KEY_COLUMNS = ("report_key", "created_at")
+#: Rows per INSERT statement, and the byte budget of one statement (MySQL's default
+#: max_allowed_packet is 16 MiB; values may be 64 KiB each).
+_CHUNK_ROWS = 1000
+_CHUNK_BYTES = 4 << 20
+_INSERT_ATTEMPTS = 3
+
+
+class DuplicateKeyError(Exception):
+    """Raised by ``Dialect.translate`` for a unique-key violation (a concurrent report)."""
+
+
+class Dialect(abc.ABC):
+    """What one database needs beyond standard SQL."""
+
+    #: Parameter marker of the driver ("%s" or "?").
+    placeholder = "%s"
+    #: Most parameters one statement may carry.
+    max_params = 65_535
+    #: Connections in the pool.
+    pool_size = 16
+
+    @abc.abstractmethod
+    def connect(self) -> Connection:
+        """Open a new connection with autocommit off."""
+
+    @abc.abstractmethod
+    def create_schema(self, cursor: Cursor) -> None:
+        """Create the tables and indexes if missing (idempotent, safe on Katib's own table)."""
+
+    @abc.abstractmethod
+    def translate(self, exc: BaseException) -> BaseException | None:
+        """Map a driver error to StorageUnavailableError, StorageError or DuplicateKeyError.
+
+        Return None for exceptions that are not the driver's.
+        """
+
+    def encode_time(self, moment: datetime) -> Any:
+        """Turn naive UTC time into the driver's parameter value."""
+        return moment
+
+    def decode_time(self, value: Any) -> datetime:
+        """Turn a fetched ``time`` column back into naive UTC time."""
+        if value is None:
+            return timestamps.ZERO_TIME
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=None)
+        raise StorageError(f"unexpected time value {value!r} in {TABLE}")
+
+    def close(self) -> None:  # noqa: B027 - an optional hook; most dialects hold nothing
+        """Release anything the dialect holds beyond pooled connections."""
+
+    def equals(self, column: str) -> tuple[str, int]:
+        """An exact, index-friendly equality test on ``column`` and how many parameters it takes."""
+        return f"{column} = {self.placeholder}", 1
+
+    def insert_many(
+        self, cursor: Cursor, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Insert ``rows`` into ``table`` with multi-row VALUES statements."""
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        for chunk in _chunks(rows, self.max_params // len(columns)):
+            cursor.execute(head + _values_clause(self.placeholder, len(columns), len(chunk)), _flatten(chunk))
+
+
+class SQLObservationStore(ObservationStore):
+    """An ObservationStore over any Dialect; see ``ObservationStore`` for the contract."""
+
+    def __init__(self, dialect: Dialect, *, initialize: bool = True, pool_timeout: float = 30.0) -> None:
+        self._dialect = dialect
+        self._pool = Pool(dialect.connect, size=dialect.pool_size, timeout=pool_timeout)
+        self._delete_keys = f"DELETE FROM {KEYS_TABLE} WHERE created_at < {dialect.placeholder}"
+        try:
+            if initialize:
+                self._run(dialect.create_schema)
+            self._run(self._check_schema)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- the contract ------------------------------------------------------------------
+
+    def append(self, reports: Sequence[Report]) -> list[bool]:
+        for attempt in range(1, _INSERT_ATTEMPTS + 1):
+            try:
+                return self._run(lambda cursor: self._append(cursor, reports))
+            except DuplicateKeyError:
+                # Another writer committed one of these keys between our check and insert;
+                # the next attempt sees it and skips that report.
+                if attempt == _INSERT_ATTEMPTS:
+                    raise StorageError("idempotency keys kept conflicting with concurrent writers") from None
+        raise AssertionError("unreachable")
+
+    def get(self, query: Query) -> list[MetricPoint]:
+        sql, params = self._select(query)
+
+        def fetch(cursor: Cursor) -> list[MetricPoint]:
+            cursor.execute(sql, params)
+            decode = self._dialect.decode_time
+            return [MetricPoint(decode(time), name, value) for time, name, value in cursor.fetchall()]
+
+        return self._run(fetch)
+
+    def delete(self, trial_name: str) -> int:
+        where, count = self._dialect.equals("trial_name")
+
+        def remove(cursor: Cursor) -> int:
+            cursor.execute(f"DELETE FROM {TABLE} WHERE {where}", (trial_name,) * count)
+            return int(cursor.rowcount)
+
+        return self._run(remove)
+
+    def ping(self) -> None:
+        self._run(lambda cursor: cursor.execute("SELECT 1") or cursor.fetchall())
+
+    def purge_report_keys(self, older_than: datetime) -> int:
+        def purge(cursor: Cursor) -> int:
+            cursor.execute(self._delete_keys, (self._dialect.encode_time(older_than),))
+            return int(cursor.rowcount)
+
+        return self._run(purge)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._dialect.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _append(self, cursor: Cursor, reports: Sequence[Report]) -> list[bool]:
+        stored = self._stored_keys(cursor, [r.key for r in reports if r.key])
+        fresh: list[Report] = []
+        written: list[bool] = []
+        for report in reports:
+            if report.key is not None:
+                if report.key in stored:
+                    written.append(False)
+                    continue
+                stored.add(report.key)
+            fresh.append(report)
+            written.append(True)
+        encode = self._dialect.encode_time
+        now = encode(timestamps.utc_now())
+        keys = [(r.key, now) for r in fresh if r.key]
+        if keys:
+            self._dialect.insert_many(cursor, KEYS_TABLE, KEY_COLUMNS, keys)
+        rows = [(r.trial_name, encode(p.time), p.name, p.value) for r in fresh for p in r.points]
+        for chunk in _row_chunks(rows):
+            self._dialect.insert_many(cursor, TABLE, COLUMNS, chunk)
+        return written
+
+    def _stored_keys(self, cursor: Cursor, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(keys, min(self._dialect.max_params, _CHUNK_ROWS)):
+            marks = ", ".join([self._dialect.placeholder] * len(chunk))
+            cursor.execute(f"SELECT report_key FROM {KEYS_TABLE} WHERE report_key IN ({marks})", chunk)
+            found.update(key for (key,) in cursor.fetchall())
+        return found
+
+    def _select(self, query: Query) -> tuple[str, list[Any]]:
+        d = self._dialect
+        clause, count = d.equals("trial_name")
+        where, params = [clause], [query.trial_name] * count
+        if query.metric_name:
+            clause, count = d.equals("metric_name")
+            where.append(clause)
+            params += [query.metric_name] * count
+        if query.start is not None:
+            where.append(f"time >= {d.placeholder}")
+            params.append(d.encode_time(query.start))
+        if query.end is not None:
+            where.append(f"time <= {d.placeholder}")
+            params.append(d.encode_time(query.end))
+        sql = f"SELECT time, metric_name, value FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY time, id"
+        return sql, params
+
+    def _check_schema(self, cursor: Cursor) -> None:
+        # What Katib's db-manager checks with SKIP_DB_INITIALIZATION, plus our keys table.
+        cursor.execute(f"SELECT trial_name, id, time, metric_name, value FROM {TABLE} LIMIT 1")
+        cursor.fetchall()
+        cursor.execute(f"SELECT report_key, created_at FROM {KEYS_TABLE} LIMIT 1")
+        cursor.fetchall()
+
+    def _run(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` in one transaction and commit; map driver errors.
+
+        A pooled connection that went stale while idle (the server restarted, say) fails on
+        its first statement; that attempt is repeated once on a fresh connection, which is
+        safe because nothing can have been committed.
+        """
+        try:
+            return self._attempt(work, may_be_stale=True)
+        except _StaleConnectionError as stale:
+            _log.info("retrying on a fresh connection after: %s", stale.__cause__)
+            self._pool.close_idle()
+            return self._attempt(work, may_be_stale=False)
+
+    def _attempt(self, work: Callable[[Cursor], T], *, may_be_stale: bool) -> T:
+        committing = False
+        with self._pool.connection() as (conn, idle_since):
+            try:
+                cursor = conn.cursor()
+                try:
+                    result = work(cursor)
+                    committing = True
+                    conn.commit()
+                finally:
+                    cursor.close()
+            except Exception as exc:
+                mapped = self._dialect.translate(exc)
+                if mapped is None:
+                    raise
+                if may_be_stale and idle_since > 0 and not committing and isinstance(mapped, StorageUnavailableError):
+                    raise _StaleConnectionError() from mapped
+                raise mapped from exc
+        return result
+
+
+class _StaleConnectionError(Exception):
+    """The first statement failed on a connection that had been idle in the pool."""
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    size = max(1, min(size, _CHUNK_ROWS))
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _row_chunks(rows: list[Row]) -> Iterator[list[Row]]:
+    """Split rows into statements of at most ``_CHUNK_ROWS`` rows and about ``_CHUNK_BYTES``."""
+    chunk: list[Row] = []
+    size = 0
+    for row in rows:
+        chunk.append(row)
+        size += len(row[0]) + len(row[2]) + len(row[3]) + 40
+        if size >= _CHUNK_BYTES or len(chunk) == _CHUNK_ROWS:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+@functools.lru_cache(maxsize=64)
+def _values_clause(placeholder: str, width: int, count: int) -> str:
+    group = "(" + ", ".join([placeholder] * width) + ")"
+    return ", ".join([group] * count)
+
+
+def _flatten(rows: Iterable[tuple[Any, ...]]) -> list[Any]:
+    return [value for row in rows for value in row]
