@@ -2,61 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from katib_testsupport.processes import DBManagerProcess, run_db_manager
 
 from katib_api.v1beta1 import api_pb2, api_pb2_grpc
 from katib_dbmanager.storage import testing as storage_testing
 
-PEX = Path("katib-db-manager.pex").absolute()
-
-
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(PEX), *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
 
 @pytest.fixture()
-def serve(tmp_path: Path) -> Iterator[object]:
-    procs: list[subprocess.Popen[str]] = []
+def serve(tmp_path: Path) -> Iterator[Callable[..., DBManagerProcess]]:
+    started: list[DBManagerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-        proc = subprocess.Popen(
-            [sys.executable, str(PEX), "--listen-address", "127.0.0.1:0", *args],
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-        )
-        procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "serving api.v1.beta1.DBManager on 127.0.0.1:" in line, line + (
-            proc.stderr.read() if proc.stderr else ""
-        )
-        return proc, line.split(" on ")[1].split()[0]
+    def start(*args: str, env: dict[str, str] | None = None) -> DBManagerProcess:
+        started.append(DBManagerProcess(*args, env=env, cwd=tmp_path))
+        return started[-1]
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    for proc in started:
+        proc.__exit__()
 
 
 def push_and_read(address: str) -> list[str]:
@@ -75,15 +45,17 @@ def push_and_read(address: str) -> list[str]:
         return [m.metric.value for m in reply.observation_log.metric_logs]
 
 
-def test_serves_sqlite_by_default_and_stops_on_sigterm(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    proc, address = serve()
-    assert push_and_read(address) == ["0.5"]
+Serve = Callable[..., DBManagerProcess]
+
+
+def test_serves_sqlite_by_default_and_stops_on_sigterm(serve: Serve, tmp_path: Path) -> None:
+    proc = serve()
+    assert push_and_read(proc.address) == ["0.5"]
     assert (tmp_path / "katib.db").exists()
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    assert proc.stop(signal.SIGTERM) == 0
 
 
-def test_serves_katib_mysql_env(serve) -> None:  # type: ignore[no-untyped-def]
+def test_serves_katib_mysql_env(serve: Serve) -> None:
     with storage_testing.provision("mysql") as url:
         env = {
             "DB_NAME": "mysql",
@@ -93,22 +65,20 @@ def test_serves_katib_mysql_env(serve) -> None:  # type: ignore[no-untyped-def]
             "KATIB_MYSQL_DB_PORT": str(url.port),
             "KATIB_MYSQL_DB_DATABASE": url.database,
         }
-        proc, address = serve(env=env)
-        assert push_and_read(address) == ["0.5"]
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        proc = serve(env=env)
+        assert push_and_read(proc.address) == ["0.5"]
+        assert proc.stop(signal.SIGINT) == 0
 
 
-def test_serves_postgres_url(serve) -> None:  # type: ignore[no-untyped-def]
+def test_serves_postgres_url(serve: Serve) -> None:
     with storage_testing.provision("postgresql") as url:
-        proc, address = serve("--db-url", f"postgresql://{url.user}@{url.host}:{url.port}/{url.database}")
-        assert push_and_read(address) == ["0.5"]
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        proc = serve("--db-url", f"postgresql://{url.user}@{url.host}:{url.port}/{url.database}")
+        assert push_and_read(proc.address) == ["0.5"]
+        assert proc.stop() == 0
 
 
 def test_bad_url_is_one_line_without_traceback() -> None:
-    result = run("--db-url", "mysql://root:hunter2@db:notaport/katib")
+    result = run_db_manager("--db-url", "mysql://root:hunter2@db:notaport/katib")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "katib-db-manager: error: --db-url: 'mysql://root:***@db:notaport/katib': the port is not a number"
@@ -117,7 +87,7 @@ def test_bad_url_is_one_line_without_traceback() -> None:
 
 def test_unreachable_database_gives_up_after_the_timeout_with_one_line() -> None:
     started = time.monotonic()
-    result = run("--db-url", "mysql://root@127.0.0.1:1/katib?connect_timeout=1", "--connect-timeout", "2s")
+    result = run_db_manager("--db-url", "mysql://root@127.0.0.1:1/katib?connect_timeout=1", "--connect-timeout", "2s")
     assert result.returncode == 1
     assert time.monotonic() - started < 30
     last = result.stderr.strip().splitlines()[-1]
@@ -128,15 +98,15 @@ def test_unreachable_database_gives_up_after_the_timeout_with_one_line() -> None
 
 
 def test_skip_initialization_needs_the_table(tmp_path: Path) -> None:
-    result = run("--db-url", f"sqlite:///{tmp_path}/empty.db", env={"SKIP_DB_INITIALIZATION": "true"})
+    result = run_db_manager("--db-url", f"sqlite:///{tmp_path}/empty.db", env={"SKIP_DB_INITIALIZATION": "true"})
     assert result.returncode == 1
     assert "no such table: observation_logs" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_port_in_use_is_reported(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _, address = serve()
-    result = run("--db-url", f"sqlite:///{tmp_path}/other.db", "--listen-address", address)
+def test_port_in_use_is_reported(serve: Serve, tmp_path: Path) -> None:
+    address = serve().address
+    result = run_db_manager("--db-url", f"sqlite:///{tmp_path}/other.db", "--listen-address", address)
     assert result.returncode == 1
     assert f"cannot listen on {address}" in result.stderr
     assert "Traceback" not in result.stderr

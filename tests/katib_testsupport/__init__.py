@@ -1,0 +1,1 @@
+"""Test helpers usable from every resolve (standard library only)."""

@@ -1,0 +1,80 @@
+"""Run a packaged ``katib-db-manager`` PEX as a real process, as operators and trials see it.
+
+Standard library only, so tests in any resolve (ours, or the official SDK's) can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+#: Where ``runtime_package_dependencies`` puts the packaged DB manager in a test sandbox.
+DB_MANAGER_PEX = Path("katib-db-manager.pex").absolute()
+
+
+class DBManagerProcess:
+    """``katib-db-manager`` started on 127.0.0.1 and a free port; ``address`` once it serves."""
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(DB_MANAGER_PEX), "--listen-address", "127.0.0.1:0", *args],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if " on 127.0.0.1:" not in line:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=30)
+            raise RuntimeError(f"katib-db-manager did not start: {line}{err}")
+        self.address = line.split(" on ")[1].split()[0]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process and return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+    def __enter__(self) -> DBManagerProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc.poll() is None:
+            self.stop(signal.SIGKILL)
+
+
+def run_db_manager(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``katib-db-manager`` to completion (for error paths) and capture its output."""
+    return subprocess.run(
+        [sys.executable, str(DB_MANAGER_PEX), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def mariadb_database(name: str, *, drop: bool = False, port: int = 3306) -> None:
+    """Create (or drop) a database on the local MariaDB with its command-line client."""
+    statement = f"DROP DATABASE IF EXISTS {name}" if drop else f"CREATE DATABASE {name}"
+    subprocess.run(
+        ["mariadb", "-h", "127.0.0.1", "-P", str(port), "-u", "root", "-e", statement], check=True, timeout=30
+    )
+
+
+__all__: Sequence[str] = ["DB_MANAGER_PEX", "DBManagerProcess", "mariadb_database", "run_db_manager"]
