@@ -1,0 +1,284 @@
+"""Pods and Jobs really run through the node agent: the real scheduler binds, KCM's Job controller
+reacts to the statuses the agent writes."""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+from typing import Any, Protocol, Self, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from katib_testcluster import cluster, polling
+
+
+class _Model(Protocol):
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any] | None) -> Self | None: ...
+
+
+M = TypeVar("M", bound=_Model)
+
+
+def test_job_runs_python_and_completes(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    script = "import os, sys; print('pod', os.environ['POD_NAME'], 'trial', os.environ['TRIAL'], sys.version_info[0])"
+    job = _job(
+        "ok",
+        [
+            {
+                "name": "training-container",
+                "image": "ignored",
+                "command": ["python", "-c"],
+                "args": [script],
+                "env": [
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {
+                        "name": "TRIAL",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['katib.kubeflow.org/trial']"}},
+                    },
+                ],
+            }
+        ],
+        labels={"katib.kubeflow.org/trial": "ok-trial"},
+    )
+    batch = client.BatchV1Api(k8s_cluster.api_client)
+
+    batch.create_namespaced_job(k8s_namespace, _model(client.V1Job, job))
+
+    _wait_job_condition(batch, k8s_namespace, "ok", "Complete")
+    (pod,) = _pods(k8s_cluster, k8s_namespace, "job-name=ok")
+    assert pod["spec"]["nodeName"] == k8s_cluster.node_agent.node_name
+    assert pod["status"]["phase"] == "Succeeded"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (0, "Completed")
+    name = pod["metadata"]["name"]
+    assert k8s_cluster.pod_log(k8s_namespace, name) == f"pod {name} trial ok-trial 3\n"
+
+
+def test_job_with_failing_pod_fails(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    job = _job("bad", [{"name": "main", "image": "ignored", "command": ["python", "-c", "import sys; sys.exit(3)"]}])
+    batch = client.BatchV1Api(k8s_cluster.api_client)
+
+    batch.create_namespaced_job(k8s_namespace, _model(client.V1Job, job))
+
+    _wait_job_condition(batch, k8s_namespace, "bad", "Failed")
+    (pod,) = _pods(k8s_cluster, k8s_namespace, "job-name=bad")
+    assert pod["status"]["phase"] == "Failed"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
+
+
+def test_env_from_secrets_and_config_maps_and_working_dir(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    core = client.CoreV1Api(k8s_cluster.api_client)
+    core.create_namespaced_secret(
+        k8s_namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="s"), string_data={"token": "t0p"})
+    )
+    core.create_namespaced_config_map(
+        k8s_namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"), data={"LR": "0.1", "DB": "x:1"})
+    )
+    container = {
+        "name": "main",
+        "image": "ignored",
+        "command": ["sh", "-c", 'echo "$TOKEN $CFG_LR $CFG_DB $(pwd) $GREETING $HOME"'],
+        "workingDir": "/pykatib-test-not-here/work",
+        "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "CFG_"}],
+        "env": [
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
+            {"name": "MISSING", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": True}}},
+            {"name": "GREETING", "value": "lr=$(CFG_LR)"},
+        ],
+    }
+
+    pod = _run_pod(k8s_cluster, k8s_namespace, "env", [container])
+
+    assert pod["status"]["phase"] == "Succeeded"
+    token, lr, db, cwd, greeting, home = k8s_cluster.pod_log(k8s_namespace, "env").split()
+    assert (token, lr, db, greeting) == ("t0p", "0.1", "x:1", "lr=0.1")
+    assert cwd == f"{home}/rootfs/pykatib-test-not-here/work"
+
+
+def test_containers_of_a_pod_run_concurrently(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    # Each container waits for the other's file in the shared pod dir: only concurrency finishes.
+    def handshake(mine: str, theirs: str) -> dict[str, Any]:
+        code = textwrap.dedent(f"""
+            import pathlib, time
+            pathlib.Path("{mine}").touch()
+            deadline = time.time() + 30
+            while not pathlib.Path("{theirs}").exists():
+                assert time.time() < deadline, "no concurrency"
+                time.sleep(0.05)
+            print("met")
+        """)
+        return {"name": mine, "image": "ignored", "command": ["python", "-c", code]}
+
+    pod = _run_pod(k8s_cluster, k8s_namespace, "pair", [handshake("a", "b"), handshake("b", "a")])
+
+    assert pod["status"]["phase"] == "Succeeded"
+    assert k8s_cluster.pod_log(k8s_namespace, "pair", "a") == "met\n"
+    assert k8s_cluster.pod_log(k8s_namespace, "pair", "b") == "met\n"
+    assert _exit_codes(pod) == {"a": 0, "b": 0}
+
+
+def test_a_failing_sidecar_fails_the_pod(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    containers = [
+        {"name": "main", "image": "ignored", "command": ["true"]},
+        {"name": "sidecar", "image": "ignored", "command": ["sh", "-c", "exit 7"]},
+    ]
+
+    pod = _run_pod(k8s_cluster, k8s_namespace, "sidecar", containers)
+
+    assert pod["status"]["phase"] == "Failed"
+    assert _exit_codes(pod) == {"main": 0, "sidecar": 7}
+
+
+def test_init_containers_run_first(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    pod = _pod("init", [{"name": "main", "image": "ignored", "command": ["cat", "prepared"]}])
+    prepare = {"name": "prepare", "image": "ignored", "command": ["sh", "-c", "echo ok > prepared"]}
+    pod["spec"]["initContainers"] = [prepare]
+    core = client.CoreV1Api(k8s_cluster.api_client)
+
+    core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, pod))
+
+    finished = _wait_finished(core, k8s_namespace, "init")
+    assert finished["status"]["phase"] == "Succeeded"
+    assert finished["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert k8s_cluster.pod_log(k8s_namespace, "init") == "ok\n"
+
+
+def test_on_failure_restarts_the_container(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    # Fails on the first run only: the marker file in the pod dir survives the restart.
+    script = "test -e tried && echo second || { touch tried; echo first; exit 1; }"
+    pod = _pod("flaky", [{"name": "main", "image": "ignored", "command": ["sh", "-c", script]}])
+    pod["spec"]["restartPolicy"] = "OnFailure"
+    core = client.CoreV1Api(k8s_cluster.api_client)
+
+    core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, pod))
+
+    finished = _wait_finished(core, k8s_namespace, "flaky")
+    assert finished["status"]["phase"] == "Succeeded"
+    (status,) = finished["status"]["containerStatuses"]
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["exitCode"] == 1
+    assert k8s_cluster.pod_log(k8s_namespace, "flaky") == "first\nsecond\n"
+
+
+def test_pod_deletion_kills_the_process_group(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    # The process ignores SIGTERM and has a child: the agent must SIGKILL the whole group.
+    code = textwrap.dedent("""
+        import os, signal, subprocess, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "600"])
+        print(os.getpid(), child.pid, flush=True)
+        time.sleep(600)
+    """)
+    core = client.CoreV1Api(k8s_cluster.api_client)
+    sleeper = _pod("sleeper", [{"name": "main", "image": "ignored", "command": ["python", "-c", code]}])
+    core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, sleeper))
+    polling.wait_until(
+        lambda: re.fullmatch(r"\d+ \d+\n", k8s_cluster.pod_log(k8s_namespace, "sleeper")),
+        timeout=30,
+        what="the sleeper's pids",
+    )
+    pids = [int(pid) for pid in k8s_cluster.pod_log(k8s_namespace, "sleeper").split()]
+    assert all(_alive(pid) for pid in pids)
+    assert _read_pod(core, k8s_namespace, "sleeper")["status"]["phase"] == "Running"
+
+    core.delete_namespaced_pod("sleeper", k8s_namespace, grace_period_seconds=1)
+
+    polling.wait_until(lambda: _gone(core, k8s_namespace, "sleeper"), timeout=30, what="pod sleeper deleted")
+    assert not any(_alive(pid) for pid in pids)
+
+
+def _job(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": labels or {}},
+                "spec": {"restartPolicy": "Never", "containers": containers},
+            },
+        },
+    }
+
+
+def _pod(name: str, containers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": containers},
+    }
+
+
+def _model(model: type[M], body: dict[str, Any]) -> M:
+    """A client model from a manifest dict (camelCase keys)."""
+    built = model.from_dict(body)
+    assert built is not None
+    return built
+
+
+def _run_pod(
+    k8s_cluster: cluster.Cluster, namespace: str, name: str, containers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Create a Pod, wait until it has finished, return it as a dict."""
+    core = client.CoreV1Api(k8s_cluster.api_client)
+    core.create_namespaced_pod(namespace, _model(client.V1Pod, _pod(name, containers)))
+    return _wait_finished(core, namespace, name)
+
+
+def _wait_finished(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        pod = _read_pod(core, namespace, name)
+        return pod if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") else None
+
+    return polling.wait_until(finished, timeout=60, what=f"pod {name} finished")
+
+
+def _read_pod(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
+    pod: dict[str, Any] = core.api_client.sanitize_for_serialization(core.read_namespaced_pod(name, namespace))
+    return pod
+
+
+def _exit_codes(pod: dict[str, Any]) -> dict[str, int]:
+    return {s["name"]: s["state"]["terminated"]["exitCode"] for s in pod["status"]["containerStatuses"]}
+
+
+def _wait_job_condition(batch: client.BatchV1Api, namespace: str, name: str, kind: str) -> None:
+    def has_condition() -> bool:
+        status = batch.read_namespaced_job_status(name, namespace).status
+        conditions = (status.conditions if status else None) or []
+        return any(c.type == kind and c.status == "True" for c in conditions)
+
+    polling.wait_until(has_condition, timeout=60, what=f"job {name} {kind}")
+
+
+def _pods(k8s_cluster: cluster.Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
+    core = client.CoreV1Api(k8s_cluster.api_client)
+    pods: dict[str, Any] = core.api_client.sanitize_for_serialization(
+        core.list_namespaced_pod(namespace, label_selector=selector)
+    )
+    return list(pods["items"])
+
+
+def _gone(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        core.read_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        return bool(exc.status == 404)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    """True if `pid` runs (a zombie waiting for init to reap it counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")

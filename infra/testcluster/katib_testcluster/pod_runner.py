@@ -1,0 +1,378 @@
+"""Run one Pod's containers as local processes and report its status like a kubelet.
+
+What it does (and does not) honour, since there is no container runtime:
+- the image is ignored; a container runs `command + args` (after `$(VAR)` expansion) with the
+  agent's PATH and Python; with no `command`, `args` alone is the argv; with neither it cannot run;
+- env from the Pod spec (`container_env`), plus HOME (the pod dir) and HOSTNAME (the pod name);
+- `workingDir` if it exists on this machine, else the same path under `<pod dir>/rootfs`;
+  by default the pod dir, which all containers of the pod share;
+- init containers one after another, then all containers at once (sidecars included);
+- `restartPolicy` Never, OnFailure and Always (restart after 1-10 s back-off);
+- volumes, probes, resources, securityContext and pod-level `activeDeadlineSeconds` are ignored;
+- deletion: SIGTERM to each process group, SIGKILL after the grace period, then the Pod is
+  deleted with grace 0 (the kubelet's final step).
+Output (stdout and stderr together) goes to `<pod dir>/logs/<container>.log`.
+Used by `node_agent.NodeAgent`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from katib_testcluster import container_env
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.1
+_DEFAULT_GRACE_SECONDS = 30.0  # the Pod default; used if the runner stops without a deletion
+_MAX_BACKOFF_SECONDS = 10.0
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass
+class _Container:
+    """One container's process and status bookkeeping."""
+
+    spec: Mapping[str, Any]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    started_at: str | None = None
+    terminated: dict[str, Any] | None = None
+    last_terminated: dict[str, Any] | None = None
+    waiting: dict[str, str] = field(default_factory=lambda: {"reason": "ContainerCreating"})
+    restart_count: int = 0
+    restart_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.terminated is None
+
+    def status(self) -> dict[str, Any]:
+        last = self.last_terminated
+        if self.running:
+            state: dict[str, Any] = {"running": {"startedAt": self.started_at}}
+        elif self.terminated is not None and self.restart_at is None:
+            state = {"terminated": self.terminated}
+        else:  # not started yet, or waiting to restart
+            state = {"waiting": self.waiting}
+            last = self.terminated or last
+        status: dict[str, Any] = {
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "imageID": "",
+            "ready": self.running,
+            "started": self.running,
+            "restartCount": self.restart_count,
+            "state": state,
+            "lastState": {"terminated": last} if last else {},
+        }
+        if self.popen is not None:
+            status["containerID"] = f"process://{self.popen.pid}"
+        return status
+
+
+class PodRunner:
+    """Runs one Pod in a thread; `terminate()` when the Pod is being deleted."""
+
+    def __init__(
+        self,
+        pod: Mapping[str, Any],
+        *,
+        core: client.CoreV1Api,
+        pod_dir: Path,
+        base_env: Mapping[str, str],
+        pod_ip: str = "127.0.0.1",
+    ) -> None:
+        self.namespace: str = pod["metadata"]["namespace"]
+        self.name: str = pod["metadata"]["name"]
+        self.uid: str = pod["metadata"]["uid"]
+        self.dir = pod_dir
+        self._pod = pod
+        self._core = core
+        self._base_env = dict(base_env)
+        self._pod_ip = pod_ip
+        spec = pod["spec"]
+        self._restart_policy: str = spec.get("restartPolicy", "Always")
+        logs = pod_dir / "logs"
+        self._init = [_Container(c, logs / f"{c['name']}.log") for c in spec.get("initContainers") or ()]
+        self._main = [_Container(c, logs / f"{c['name']}.log") for c in spec["containers"]]
+        self._start_time = _now()
+        self._initialized = not self._init
+        self._transitions: dict[str, tuple[str, str]] = {}
+        self._last_status: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._grace: float | None = None  # set by terminate(); a later, shorter one wins
+        self._delete = True
+        self._finished = False
+        self._thread = threading.Thread(target=self._run, name=f"pod-{self.namespace}/{self.name}", daemon=True)
+
+    def start(self) -> None:
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def log_path(self, container: str | None = None) -> Path:
+        """The log file of `container` (default: the Pod's first container)."""
+        for c in (*self._main, *self._init):
+            if container is None or c.name == container:
+                return c.log_path
+        raise KeyError(f"pod {self.namespace}/{self.name} has no container {container!r}")
+
+    def terminate(self, grace_seconds: float, *, delete_pod: bool = True) -> None:
+        """Stop the processes (SIGTERM, SIGKILL after `grace_seconds`), then delete the Pod."""
+        with self._lock:
+            grace = max(grace_seconds, 0.0)
+            self._grace = grace if self._grace is None else min(self._grace, grace)
+            self._delete = self._delete and delete_pod
+            self._stop.set()
+            finished = self._finished
+        if finished and delete_pod:
+            self._delete_pod()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._write_status()
+            if self._run_init_containers():
+                self._initialized = True
+                self._run_containers()
+        except Exception:  # the thread must not die silently
+            log.exception("pod %s/%s: runner crashed", self.namespace, self.name)
+        finally:
+            self._kill_all()
+            self._write_status()
+            with self._lock:
+                self._finished = True
+                delete = self._stop.is_set() and self._delete
+            if delete:
+                self._delete_pod()
+
+    def _run_init_containers(self) -> bool:
+        for container in self._init:
+            while not self._stop.is_set():
+                self._step([container])
+                if container.terminated is not None and container.restart_at is None:
+                    break  # done: succeeded, or failed for good
+                self._stop.wait(_POLL_SECONDS)
+            if self._stop.is_set() or (container.terminated or {}).get("exitCode") != 0:
+                return False
+        return True
+
+    def _run_containers(self) -> None:
+        while not self._stop.is_set():
+            self._step(self._main)
+            if all(c.terminated is not None and c.restart_at is None for c in self._main):
+                return
+            self._stop.wait(_POLL_SECONDS)
+
+    def _step(self, containers: list[_Container]) -> None:
+        """Start, reap or restart processes, and write status when anything changed."""
+        for container in containers:
+            if container.restart_at is not None:
+                if time.monotonic() >= container.restart_at:
+                    self._launch(container)
+            elif container.popen is None and container.terminated is None:
+                self._launch(container)
+            elif container.running and container.popen and container.popen.poll() is not None:
+                self._record_exit(container, container.popen.returncode)
+        self._write_status()
+
+    def _launch(self, container: _Container) -> None:
+        try:
+            variables = container_env.resolve(self._pod, container.spec, core=self._core, pod_ip=self._pod_ip)
+        except container_env.EnvError as exc:
+            container.waiting = {"reason": "CreateContainerConfigError", "message": str(exc)}
+            container.restart_at = time.monotonic() + 1.0  # the kubelet keeps retrying
+            return
+        argv = [
+            container_env.expand(arg, variables)
+            for arg in (container.spec.get("command") or []) + (container.spec.get("args") or [])
+        ]
+        if container.terminated is not None:
+            container.last_terminated, container.terminated = container.terminated, None
+            container.restart_count += 1
+        container.restart_at = None
+        container.started_at = _now()
+        if not argv:
+            self._cannot_run(container, 127, "no command or args: the test node agent ignores images")
+            return
+        env = {**self._base_env, "HOSTNAME": self.name, "HOME": str(self.dir), **variables}
+        try:
+            with container.log_path.open("ab") as out:
+                container.popen = subprocess.Popen(
+                    argv,
+                    cwd=self._working_dir(container.spec),
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            self._cannot_run(container, 126 if isinstance(exc, PermissionError) else 127, str(exc))
+            return
+        pid = container.popen.pid
+        log.info("pod %s/%s: started %s (pid %d): %s", self.namespace, self.name, container.name, pid, argv)
+
+    def _cannot_run(self, container: _Container, code: int, message: str) -> None:
+        container.popen = None
+        container.terminated = {
+            "exitCode": code,
+            "reason": "ContainerCannotRun",
+            "message": message,
+            "startedAt": container.started_at,
+            "finishedAt": _now(),
+        }
+        self._schedule_restart(container)
+
+    def _record_exit(self, container: _Container, returncode: int) -> None:
+        code = 128 - returncode if returncode < 0 else returncode  # killed by signal N → 128+N
+        container.terminated = {
+            "exitCode": code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": container.started_at,
+            "finishedAt": _now(),
+            "containerID": f"process://{container.popen.pid if container.popen else 0}",
+        }
+        log.info("pod %s/%s: %s exited with %d", self.namespace, self.name, container.name, code)
+        self._schedule_restart(container)
+
+    def _schedule_restart(self, container: _Container) -> None:
+        code = (container.terminated or {}).get("exitCode", 0)
+        policy = self._restart_policy
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            backoff = min(2.0**container.restart_count, _MAX_BACKOFF_SECONDS)
+            container.restart_at = time.monotonic() + backoff
+            container.waiting = {"reason": "CrashLoopBackOff", "message": f"back-off {backoff:.0f}s"}
+
+    def _working_dir(self, spec: Mapping[str, Any]) -> Path:
+        wanted = spec.get("workingDir")
+        if not wanted:
+            return self.dir
+        if os.path.isdir(wanted):
+            return Path(wanted)
+        path = self.dir / "rootfs" / str(wanted).lstrip("/")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _kill_all(self) -> None:
+        """SIGTERM every live process group, SIGKILL what is left after the grace period."""
+        live = [(c, c.popen) for c in (*self._init, *self._main) if c.running and c.popen]
+        for _, popen in live:
+            _signal_group(popen, signal.SIGTERM)
+        began = time.monotonic()
+        # Re-read the grace period each round: a force delete (grace 0) cuts a running wait short.
+        while any(popen.poll() is None for _, popen in live):
+            grace = _DEFAULT_GRACE_SECONDS if self._grace is None else self._grace
+            if time.monotonic() - began >= grace:
+                break
+            time.sleep(_POLL_SECONDS)
+        for container, popen in live:
+            _signal_group(popen, signal.SIGKILL)  # the group's children too, even if the leader exited
+            self._record_exit(container, popen.wait())
+            container.restart_at = None
+
+    def _write_status(self) -> None:
+        status = self._status()
+        if status == self._last_status:
+            return
+        try:
+            self._core.patch_namespaced_pod_status(
+                self.name, self.namespace, {"status": status}, _content_type=_MERGE_PATCH
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                self._stop.set()  # the Pod is gone (force-deleted): stop its processes
+                return
+            log.warning("pod %s/%s: status update failed: %s", self.namespace, self.name, exc)
+            return
+        self._last_status = status
+
+    def _status(self) -> dict[str, Any]:
+        main = self._main
+        if all(c.terminated is not None and c.restart_at is None for c in main) or self._init_failed():
+            failed = self._init_failed() or any(c.terminated and c.terminated["exitCode"] for c in main)
+            phase = "Failed" if failed else "Succeeded"
+        elif any(c.popen is not None for c in main):
+            phase = "Running"
+        else:
+            phase = "Pending"
+        all_running = all(c.running for c in main)
+        ready_reason = "PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady"
+        conditions = [
+            self._condition("Initialized", self._initialized, "ContainersNotInitialized"),
+            self._condition("Ready", all_running, ready_reason),
+            self._condition("ContainersReady", all_running, ready_reason),
+            self._condition("PodScheduled", True, ""),
+        ]
+        status: dict[str, Any] = {
+            "phase": phase,
+            "conditions": conditions,
+            "hostIP": self._pod_ip,
+            "podIP": self._pod_ip,
+            "podIPs": [{"ip": self._pod_ip}],
+            "startTime": self._start_time,
+            "containerStatuses": [c.status() for c in main],
+        }
+        if self._init:
+            status["initContainerStatuses"] = [c.status() for c in self._init]
+        return status
+
+    def _init_failed(self) -> bool:
+        return any(
+            c.terminated is not None and c.terminated["exitCode"] != 0 and c.restart_at is None for c in self._init
+        )
+
+    def _condition(self, kind: str, ok: bool, reason: str) -> dict[str, Any]:
+        value = "True" if ok else "False"
+        previous = self._transitions.get(kind)
+        if previous is None or previous[0] != value:
+            self._transitions[kind] = (value, _now())
+        condition = {"type": kind, "status": value, "lastTransitionTime": self._transitions[kind][1]}
+        if not ok:
+            condition["reason"] = reason
+        return condition
+
+    def _delete_pod(self) -> None:
+        try:
+            self._core.delete_namespaced_pod(
+                self.name,
+                self.namespace,
+                body=client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)),
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone already, or a new Pod has the name
+                log.warning("pod %s/%s: delete failed: %s", self.namespace, self.name, exc)
+
+
+def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, sig)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
