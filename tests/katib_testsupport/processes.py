@@ -35,17 +35,14 @@ class DBManagerProcess:
             _, err = self.proc.communicate(timeout=30)
             raise RuntimeError(f"katib-db-manager did not start: {line}{err}")
         self.address = line.split(" on ")[1].split()[0]
+        self.stderr = ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Signal the process and return its exit status."""
+        """Signal the process and return its exit status; its stderr is in ``self.stderr`` afterwards."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
+        _, self.stderr = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode
 
     def __enter__(self) -> DBManagerProcess:
         return self

@@ -82,22 +82,22 @@ def build_report(
     if key is not None:
         check_report_key(key)
     points: list[MetricPoint] = []
+    append = points.append
+    # The hot path of every report: plain checks inline; field paths are built only on error.
     for index, (stamp, name, value) in enumerate(entries):
         if not stamp:
             continue
-        where = f"{field_prefix}[{index}]"
-        moment = timestamps.parse(stamp, field=f"{where}.time_stamp")
-        if not name:
-            raise ValidationError(f"{where}.metric.name", "must not be empty")
-        _check_text(name, f"{where}.metric.name")
-        if len(name) > MAX_NAME_LENGTH:
+        moment = timestamps.try_parse(stamp) or timestamps.parse(stamp, field=f"{field_prefix}[{index}].time_stamp")
+        if not name or len(name) > MAX_NAME_LENGTH or "\x00" in name:
+            _check_text(name, f"{field_prefix}[{index}].metric.name")
             raise ValidationError(
-                f"{where}.metric.name", f"is {len(name)} characters long, the limit is {MAX_NAME_LENGTH}"
+                f"{field_prefix}[{index}].metric.name",
+                f"is {len(name)} characters long, the limit is {MAX_NAME_LENGTH}" if name else "must not be empty",
             )
-        _check_text(value, f"{where}.metric.value")
-        if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode("utf-8")) > MAX_VALUE_BYTES:
-            raise ValidationError(f"{where}.metric.value", f"is longer than {MAX_VALUE_BYTES} bytes")
-        points.append(MetricPoint(moment, name, value))
+        if "\x00" in value or (len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES):
+            _check_text(value, f"{field_prefix}[{index}].metric.value")
+            raise ValidationError(f"{field_prefix}[{index}].metric.value", f"is longer than {MAX_VALUE_BYTES} bytes")
+        append(MetricPoint(moment, name, value))
     return Report(trial_name, tuple(points), key)
 
 

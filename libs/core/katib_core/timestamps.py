@@ -32,8 +32,16 @@ def parse(text: str, *, field: str = "time_stamp") -> datetime:
     """
     try:
         return _parse_cached(text)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ValidationError(field, f"{text!r} is not an RFC 3339 timestamp ({exc})") from None
+
+
+def try_parse(text: str) -> datetime | None:
+    """Like ``parse``, but None for text that is not RFC 3339 (cheap on the hot path)."""
+    try:
+        return _parse_cached(text)
+    except (ValueError, TypeError):
+        return None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -68,6 +69,8 @@ def test_serves_katib_mysql_env(serve: Serve) -> None:
         proc = serve(env=env)
         assert push_and_read(proc.address) == ["0.5"]
         assert proc.stop(signal.SIGINT) == 0
+        # The packaged binary must use mysql-connector's C extension despite the system OpenSSL.
+        assert "C extension does not load" not in proc.stderr
 
 
 def test_serves_postgres_url(serve: Serve) -> None:
@@ -110,3 +113,49 @@ def test_port_in_use_is_reported(serve: Serve, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on {address}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_workers_share_the_port_and_stop_together(serve: Serve) -> None:
+    with storage_testing.provision("mysql") as url:
+        proc = serve("--db-url", f"mysql://{url.user}@{url.host}:{url.port}/{url.database}", "--workers", "2")
+        children = _children(proc.proc.pid)
+        assert len(children) >= 2
+
+        def push(worker: int) -> None:
+            with grpc.insecure_channel(proc.address) as channel:  # one connection each: spread over workers
+                stub = api_pb2_grpc.DBManagerStub(channel)
+                for i in range(25):
+                    log = api_pb2.MetricLog(
+                        time_stamp="2024-01-01T00:00:00Z", metric=api_pb2.Metric(name="m", value=str(i))
+                    )
+                    stub.ReportObservationLog(
+                        api_pb2.ReportObservationLogRequest(
+                            trial_name=f"w{worker}", observation_log=api_pb2.ObservationLog(metric_logs=[log])
+                        ),
+                        timeout=30,
+                    )
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(push, range(8)))
+        rows = storage_testing.admin_execute(url, "SELECT COUNT(*) FROM observation_logs")
+        assert rows == [(200,)]
+        assert proc.stop() == 0
+        deadline = time.monotonic() + 10  # orphans would linger forever; exiting ones go at once
+        while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lingering = {
+            pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if Path(f"/proc/{pid}").exists()
+        }
+        assert lingering == {}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found

@@ -88,6 +88,12 @@ def test_sdk_wire_report_is_stored_and_read_back(client: Client) -> None:
     ]
 
 
+def test_calls_without_a_deadline(client: Client) -> None:
+    request = api_pb2.ReportObservationLogRequest.FromString(bytes.fromhex(REPORT_HEX))
+    client.stub.ReportObservationLog(request)  # no timeout: the server must not choke on "infinity"
+    assert len(client.get("tune-experiment-x7k2p9qz")) == 1
+
+
 def test_empty_report_is_a_no_op(client: Client) -> None:
     raw = client.channel.unary_unary("/api.v1.beta1.DBManager/ReportObservationLog")(
         bytes.fromhex(EMPTY_REPORT_HEX), timeout=30

@@ -1,18 +1,18 @@
 """The ``api.v1.beta1.DBManager`` servicer: wire message in, one store call, wire message out.
 
-No SQL and no rules live here. Errors map to gRPC status codes in one place (``_status``):
+No SQL and no rules live here. Errors map to gRPC status codes in one place (``_answer``):
 bad input → INVALID_ARGUMENT naming the field, database unreachable → UNAVAILABLE, anything
 else the store raises → INTERNAL, a report still queued at the caller's deadline →
-DEADLINE_EXCEEDED (it may still be stored: retry with the same report key).
+DEADLINE_EXCEEDED (it will still be stored: retry with the same report key).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
+import asyncio
 import logging
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Awaitable
+from concurrent.futures import Executor
+from typing import TypeVar
 
 import grpc
 
@@ -23,71 +23,84 @@ from katib_dbmanager.batching import GroupCommitter
 from katib_dbmanager.storage import ObservationStore
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-#: gRPC metadata carrying a report's idempotency key (see docs/api.md).
+#: gRPC metadata carrying a report's idempotency key (see docs/dbmanager.md).
 REPORT_KEY_HEADER = "pykatib-report-key"
+#: ``time_remaining()`` of a call without a deadline is a huge number, too big for a timer.
+_NO_DEADLINE = 10 * 365 * 24 * 3600.0
 
 
 class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
-    """Serves Katib's DBManager RPCs from an ObservationStore."""
+    """Serves Katib's DBManager RPCs from an ObservationStore (asyncio; reads run on ``readers``)."""
 
-    def __init__(self, *, store: ObservationStore, committer: GroupCommitter) -> None:
+    def __init__(self, *, store: ObservationStore, committer: GroupCommitter, readers: Executor) -> None:
         self._store = store
         self._committer = committer
+        self._readers = readers
 
-    def ReportObservationLog(  # noqa: N802 - gRPC method names are fixed by the proto
-        self, request: api_pb2.ReportObservationLogRequest, context: grpc.ServicerContext
+    async def ReportObservationLog(  # noqa: N802 - gRPC method names are fixed by the proto
+        self, request: api_pb2.ReportObservationLogRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ReportObservationLogReply:
-        with _status(context):
-            report = convert.report_from_request(request, key=_report_key(context))
-            if report.points:
-                future = self._committer.submit(report)
-                try:
-                    future.result(timeout=context.time_remaining())
-                except concurrent.futures.TimeoutError:
-                    _abort(
-                        context, grpc.StatusCode.DEADLINE_EXCEEDED, "the report was not committed before the deadline"
-                    )
+        return await _answer(context, self._report(request, context))
+
+    async def GetObservationLog(  # noqa: N802
+        self, request: api_pb2.GetObservationLogRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetObservationLogReply:
+        return await _answer(context, self._get(request))
+
+    async def DeleteObservationLog(  # noqa: N802
+        self, request: api_pb2.DeleteObservationLogRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DeleteObservationLogReply:
+        return await _answer(context, self._delete(request))
+
+    async def _report(
+        self, request: api_pb2.ReportObservationLogRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ReportObservationLogReply:
+        report = convert.report_from_request(request, key=_report_key(context))
+        if report.points:
+            await asyncio.wait_for(self._committer.submit(report), _deadline(context))
         return api_pb2.ReportObservationLogReply()
 
-    def GetObservationLog(  # noqa: N802
-        self, request: api_pb2.GetObservationLogRequest, context: grpc.ServicerContext
-    ) -> api_pb2.GetObservationLogReply:
-        with _status(context):
-            query = convert.query_from_request(request)
-            points = self._store.get(query) if query.trial_name else []
-            return convert.reply_from_points(points)
-        raise AssertionError("unreachable")
+    async def _get(self, request: api_pb2.GetObservationLogRequest) -> api_pb2.GetObservationLogReply:
+        query = convert.query_from_request(request)
+        if not query.trial_name:
+            return convert.reply_from_points([])
+        points = await asyncio.get_running_loop().run_in_executor(self._readers, self._store.get, query)
+        return convert.reply_from_points(points)
 
-    def DeleteObservationLog(  # noqa: N802
-        self, request: api_pb2.DeleteObservationLogRequest, context: grpc.ServicerContext
-    ) -> api_pb2.DeleteObservationLogReply:
-        with _status(context):
-            if request.trial_name:
-                deleted = self._store.delete(request.trial_name)
-                _log.info("deleted %d metric logs of trial %s", deleted, request.trial_name)
+    async def _delete(self, request: api_pb2.DeleteObservationLogRequest) -> api_pb2.DeleteObservationLogReply:
+        if request.trial_name:
+            loop = asyncio.get_running_loop()
+            deleted = await loop.run_in_executor(self._readers, self._store.delete, request.trial_name)
+            _log.info("deleted %d metric logs of trial %s", deleted, request.trial_name)
         return api_pb2.DeleteObservationLogReply()
 
 
-def _report_key(context: grpc.ServicerContext) -> str | None:
+async def _answer(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except ValidationError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except StorageUnavailableError as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}")
+    except StorageError as exc:
+        await context.abort(grpc.StatusCode.INTERNAL, f"database error: {exc}")
+    except TimeoutError:
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED, "not committed before the deadline; it will be, retry with the same key"
+        )
+    raise AssertionError("context.abort returned")
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds until the caller's deadline, or None when it set none."""
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > _NO_DEADLINE else max(remaining, 0.0)
+
+
+def _report_key(context: grpc.aio.ServicerContext) -> str | None:
     for name, value in context.invocation_metadata() or ():
         if name == REPORT_KEY_HEADER:
             return str(value)
     return None
-
-
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    context.abort(code, message)
-    raise AssertionError("context.abort returned")
-
-
-@contextlib.contextmanager
-def _status(context: grpc.ServicerContext) -> Iterator[None]:
-    try:
-        yield
-    except ValidationError as exc:
-        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    except StorageUnavailableError as exc:
-        _abort(context, grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}")
-    except StorageError as exc:
-        _abort(context, grpc.StatusCode.INTERNAL, f"database error: {exc}")

@@ -8,6 +8,7 @@ Precedence: flag > pykatib env var > Katib's env vars > default. Katib's own var
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class Settings:
     db_url: DatabaseURL
     initialize_schema: bool
     connect_timeout: float
-    max_workers: int
+    workers: int
     writers: int
     health_interval: float
     report_key_ttl: timedelta
@@ -59,7 +60,9 @@ class Settings:
             default=environ.get("SKIP_DB_INITIALIZATION", "false") != "false",
             help="do not create tables, only check them (env SKIP_DB_INITIALIZATION != 'false')",
         )
-        parser.add_argument("--max-workers", type=int, default=128, help="RPC threads")
+        parser.add_argument(
+            "--workers", type=int, default=1, help="server processes sharing the port (one core each; 0: one per CPU)"
+        )
         parser.add_argument("--writers", type=int, default=0, help="group-commit writer threads (0: per backend)")
         parser.add_argument("--health-interval", default="2s", help="database probe interval")
         parser.add_argument("--report-key-ttl", default="24h", help="how long report idempotency keys are kept")
@@ -70,9 +73,9 @@ class Settings:
             url = parse_url(args.db_url, field_name="--db-url" if "--db-url" in " ".join(argv) else "KATIB_DB_URL")
         else:
             url = from_katib_env(environ) or parse_url(DEFAULT_DB_URL)
-        for name, value in (("--max-workers", args.max_workers), ("--writers", args.writers + 1)):
-            if value < 1:
-                raise ValidationError(name, "must be positive")
+        for name, value in (("--workers", args.workers), ("--writers", args.writers)):
+            if value < 0:
+                raise ValidationError(name, "must not be negative")
         if not re.fullmatch(r"(\[[0-9a-fA-F:]*\]|[^:\s]*):\d{1,5}", args.listen_address):
             raise ValidationError("--listen-address", f"{args.listen_address!r} is not HOST:PORT")
         return cls(
@@ -80,7 +83,7 @@ class Settings:
             db_url=url,
             initialize_schema=not args.skip_db_initialization,
             connect_timeout=parse_duration(args.connect_timeout, "--connect-timeout"),
-            max_workers=args.max_workers,
+            workers=args.workers or (os.cpu_count() or 1),
             writers=args.writers or (1 if url.scheme == "sqlite" else 2),
             health_interval=parse_duration(args.health_interval, "--health-interval"),
             report_key_ttl=timedelta(seconds=parse_duration(args.report_key_ttl, "--report-key-ttl")),

@@ -91,7 +91,7 @@ class Dialect(abc.ABC):
     ) -> None:
         """Insert ``rows`` into ``table`` with multi-row VALUES statements."""
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        for chunk in _chunks(rows, self.max_params // len(columns)):
+        for chunk in chunks(rows, self.max_params // len(columns)):
             cursor.execute(head + _values_clause(self.placeholder, len(columns), len(chunk)), _flatten(chunk))
 
 
@@ -100,12 +100,22 @@ class SQLObservationStore(ObservationStore):
 
     def __init__(self, dialect: Dialect, *, initialize: bool = True, pool_timeout: float = 30.0) -> None:
         self._dialect = dialect
-        self._pool = Pool(dialect.connect, size=dialect.pool_size, timeout=pool_timeout)
+        self._pool = Pool(lambda: _Session(dialect.connect()), size=dialect.pool_size, timeout=pool_timeout)
         self._delete_keys = f"DELETE FROM {KEYS_TABLE} WHERE created_at < {dialect.placeholder}"
+        self._keys_enabled = True
         try:
             if initialize:
                 self._run(dialect.create_schema)
             self._run(self._check_schema)
+            try:
+                self._run(self._check_keys_table)
+            except StorageUnavailableError:
+                raise
+            except StorageError as exc:
+                # A schema made by Katib and opened without initialization: store reports as
+                # Katib does, without de-duplicating retried ones.
+                self._keys_enabled = False
+                _log.warning("%s is missing (%s): retried reports will not be de-duplicated", KEYS_TABLE, exc)
         except BaseException:
             self._pool.close()
             raise
@@ -159,6 +169,8 @@ class SQLObservationStore(ObservationStore):
     # -- internals ---------------------------------------------------------------------
 
     def _append(self, cursor: Cursor, reports: Sequence[Report]) -> list[bool]:
+        if not self._keys_enabled:
+            reports = [Report(r.trial_name, r.points) for r in reports]
         stored = self._stored_keys(cursor, [r.key for r in reports if r.key])
         fresh: list[Report] = []
         written: list[bool] = []
@@ -176,13 +188,13 @@ class SQLObservationStore(ObservationStore):
         if keys:
             self._dialect.insert_many(cursor, KEYS_TABLE, KEY_COLUMNS, keys)
         rows = [(r.trial_name, encode(p.time), p.name, p.value) for r in fresh for p in r.points]
-        for chunk in _row_chunks(rows):
+        for chunk in _rowchunks(rows):
             self._dialect.insert_many(cursor, TABLE, COLUMNS, chunk)
         return written
 
     def _stored_keys(self, cursor: Cursor, keys: list[str]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(keys, min(self._dialect.max_params, _CHUNK_ROWS)):
+        for chunk in chunks(keys, min(self._dialect.max_params, _CHUNK_ROWS)):
             marks = ", ".join([self._dialect.placeholder] * len(chunk))
             cursor.execute(f"SELECT report_key FROM {KEYS_TABLE} WHERE report_key IN ({marks})", chunk)
             found.update(key for (key,) in cursor.fetchall())
@@ -206,9 +218,11 @@ class SQLObservationStore(ObservationStore):
         return sql, params
 
     def _check_schema(self, cursor: Cursor) -> None:
-        # What Katib's db-manager checks with SKIP_DB_INITIALIZATION, plus our keys table.
+        # What Katib's db-manager checks with SKIP_DB_INITIALIZATION.
         cursor.execute(f"SELECT trial_name, id, time, metric_name, value FROM {TABLE} LIMIT 1")
         cursor.fetchall()
+
+    def _check_keys_table(self, cursor: Cursor) -> None:
         cursor.execute(f"SELECT report_key, created_at FROM {KEYS_TABLE} LIMIT 1")
         cursor.fetchall()
 
@@ -228,15 +242,11 @@ class SQLObservationStore(ObservationStore):
 
     def _attempt(self, work: Callable[[Cursor], T], *, may_be_stale: bool) -> T:
         committing = False
-        with self._pool.connection() as (conn, idle_since):
+        with self._pool.connection() as (session, idle_since):
             try:
-                cursor = conn.cursor()
-                try:
-                    result = work(cursor)
-                    committing = True
-                    conn.commit()
-                finally:
-                    cursor.close()
+                result = work(session.cursor)
+                committing = True
+                session.conn.commit()
             except Exception as exc:
                 mapped = self._dialect.translate(exc)
                 if mapped is None:
@@ -247,17 +257,40 @@ class SQLObservationStore(ObservationStore):
         return result
 
 
+class _Session:
+    """A pooled connection with the one cursor it keeps for life.
+
+    Drivers check the connection when a cursor is created (mysql-connector pings the server);
+    keeping one cursor per connection saves that round trip on every transaction.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        try:
+            self.cursor = conn.cursor()
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.cursor.close()
+        finally:
+            self.conn.close()
+
+
 class _StaleConnectionError(Exception):
     """The first statement failed on a connection that had been idle in the pool."""
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size`` (and ``_CHUNK_ROWS``) items."""
     size = max(1, min(size, _CHUNK_ROWS))
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _row_chunks(rows: list[Row]) -> Iterator[list[Row]]:
+def _rowchunks(rows: list[Row]) -> Iterator[list[Row]]:
     """Split rows into statements of at most ``_CHUNK_ROWS`` rows and about ``_CHUNK_BYTES``."""
     chunk: list[Row] = []
     size = 0

@@ -47,6 +47,24 @@ def test_adopts_a_table_created_by_katib(scheme: str) -> None:
         assert "ix_observation_logs_trial_metric_time" in {row[0] for row in indexes}
 
 
+@pytest.mark.parametrize("scheme", ["mysql", "postgresql"])
+def test_katib_schema_without_initialization_works_without_keys(scheme: str) -> None:
+    with testing.supply(scheme) as made:
+        testing.admin_execute(made.url, testing.KATIB_DDL[scheme])
+        store = made.open(initialize=False)
+        key = testing.key()
+        assert store.append([testing.report("t", (0, "loss", "1"), key=key)]) == [True]
+        # No keys table: a retried report is stored again, exactly as Katib would.
+        assert store.append([testing.report("t", (0, "loss", "1"), key=key)]) == [True]
+        assert testing.values(store.get(Query("t"))) == ["1", "1"]
+        tables = testing.admin_execute(
+            made.url,
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'pykatib%'"
+            + (" AND table_schema = DATABASE()" if scheme == "mysql" else ""),
+        )
+        assert tables == []
+
+
 def test_katib_case_insensitive_table_still_matches_exactly() -> None:
     with testing.supply("mysql") as made:
         testing.admin_execute(

@@ -1,0 +1,62 @@
+"""The base of every CRD model: camelCase JSON, unknown fields kept, API JSON on demand."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import pydantic
+from pydantic.alias_generators import to_camel
+
+
+class KatibModel(pydantic.BaseModel):
+    """A Katib API object: snake_case attributes, camelCase JSON, nothing a user wrote is lost.
+
+    Fields Katib does not know (or a newer Katib added) are kept as extra attributes and written
+    back by ``to_api``; unset fields are ``None`` and omitted, as Go's ``omitempty`` does.
+    """
+
+    model_config = pydantic.ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Self:
+        """Parse API JSON (camelCase keys) into a model."""
+        return cls.model_validate(data)
+
+    def to_api(self) -> dict[str, Any]:
+        """The API JSON of this object: camelCase keys, unset fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ObjectMeta(KatibModel):
+    """Kubernetes ``metadata``: the fields Katib and the SDK read; everything else is kept as is."""
+
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    finalizers: list[str] | None = None
+    owner_references: list[dict[str, Any]] | None = None
+
+
+class Condition(KatibModel):
+    """One entry of ``status.conditions`` (Experiment, Trial and Suggestion share the shape)."""
+
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    last_update_time: str | None = None
+    last_transition_time: str | None = None
+
+
+class NamedValue(KatibModel):
+    """A ``{name, value}`` pair (algorithm settings, parameter assignments, metric strategies)."""
+
+    name: str | None = None
+    value: str | None = None

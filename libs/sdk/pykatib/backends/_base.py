@@ -1,0 +1,59 @@
+"""What a KatibClient backend must do: the primitives every public method is built from.
+
+Contract (both backends; ``KatibClient`` maps these to upstream's messages):
+
+- objects come back as ``katib_core.models`` snapshots; later changes never mutate them;
+- a missing object raises ``NotFoundError``; creating an existing name raises ``AlreadyExistsError``;
+- a call that ran out of ``timeout`` raises ``TimeoutError``; any other failure of the API raises
+  ``KatibError`` with the reason; invalid input raises ``ValidationError`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from katib_core.models import Experiment, Suggestion, Trial
+from pykatib import _reporting, _wire
+
+
+class Backend(abc.ABC):
+    """Where Experiments live: a Kubernetes API server, or this machine (local mode)."""
+
+    #: The namespace used when a call passes none.
+    namespace: str
+
+    @abc.abstractmethod
+    def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
+        """Store a new Experiment; return it as stored (``generateName`` resolved)."""
+
+    @abc.abstractmethod
+    def get_experiment(self, name: str, namespace: str, timeout: float) -> Experiment: ...
+
+    @abc.abstractmethod
+    def list_experiments(self, namespace: str, timeout: float) -> list[Experiment]: ...
+
+    @abc.abstractmethod
+    def patch_experiment(self, name: str, namespace: str, patch: dict[str, Any], timeout: float) -> Experiment:
+        """Apply a JSON merge patch (RFC 7386) to an Experiment; return the result."""
+
+    @abc.abstractmethod
+    def delete_experiment(self, name: str, namespace: str, options: dict[str, Any] | None, timeout: float) -> None:
+        """Delete an Experiment (``options``: Kubernetes ``DeleteOptions`` JSON)."""
+
+    @abc.abstractmethod
+    def get_suggestion(self, name: str, namespace: str, timeout: float) -> Suggestion: ...
+
+    @abc.abstractmethod
+    def list_suggestions(self, namespace: str, timeout: float) -> list[Suggestion]: ...
+
+    @abc.abstractmethod
+    def get_trial(self, name: str, namespace: str, timeout: float) -> Trial: ...
+
+    @abc.abstractmethod
+    def list_trials(self, namespace: str, experiment_name: str | None, timeout: float) -> list[Trial]:
+        """Trials of the namespace, or only those labelled ``katib.kubeflow.org/experiment=<experiment_name>``."""
+
+    def get_trial_metrics(self, name: str, db_manager_address: str | None, timeout: float) -> list[_wire.MetricLog]:
+        """Every metric log of a trial, from the DB manager (``_transport.RpcError`` on failure)."""
+        return _reporting.dbmanager_client(db_manager_address).get(name, timeout=timeout)

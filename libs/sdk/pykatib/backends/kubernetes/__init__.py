@@ -1,0 +1,1 @@
+"""The Kubernetes backend: Katib's CRDs through the official ``kubernetes`` client."""

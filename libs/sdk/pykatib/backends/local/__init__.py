@@ -1,0 +1,1 @@
+"""Local mode: Experiments on this machine, trials as subprocesses (issue 7)."""
