@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent import futures
 from datetime import timedelta
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from katib_api.v1beta1 import api_pb2, api_pb2_grpc
+from katib_api.v1beta1 import api_pb2
 from katib_dbmanager.batching import GroupCommitter
 from katib_dbmanager.health import DBMANAGER_SERVICE, HealthProbe
 from katib_dbmanager.servicer import DBManagerServicer
@@ -107,9 +110,7 @@ class DBManagerServer:
             self.store, self._loop, writers=self._writers, on_unavailable=self.health.mark_unavailable
         )
         server = grpc.aio.server(options=self._options)
-        api_pb2_grpc.add_DBManagerServicer_to_server(
-            DBManagerServicer(store=self.store, committer=self.committer, readers=self._readers), server
-        )
+        _add_dbmanager(DBManagerServicer(store=self.store, committer=self.committer, readers=self._readers), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         service_names = (
             api_pb2.DESCRIPTOR.services_by_name["DBManager"].full_name,
@@ -146,3 +147,40 @@ class DBManagerServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+
+def _add_dbmanager(servicer: DBManagerServicer, server: grpc.aio.Server) -> None:
+    """Register the DBManager RPCs, parsing requests ourselves.
+
+    With grpc's own deserializer an undecodable request fails as INTERNAL ("Exception
+    deserializing request!"); parsing in the handler turns it into INVALID_ARGUMENT that says
+    which message was expected.
+    """
+    methods: dict[str, tuple[Callable[..., Awaitable[Message]], type[Message]]] = {
+        "ReportObservationLog": (servicer.ReportObservationLog, api_pb2.ReportObservationLogRequest),
+        "GetObservationLog": (servicer.GetObservationLog, api_pb2.GetObservationLogRequest),
+        "DeleteObservationLog": (servicer.DeleteObservationLog, api_pb2.DeleteObservationLogRequest),
+    }
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(_parsing(method, request_type), response_serializer=_serialize)
+        for name, (method, request_type) in methods.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(DBMANAGER_SERVICE, handlers),))
+
+
+def _parsing(method: Callable[..., Awaitable[Message]], request_type: type[Message]) -> Any:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+        try:
+            request = request_type.FromString(raw)
+        except DecodeError as exc:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request_type.DESCRIPTOR.full_name}: {exc}",
+            )
+        return await method(request, context)
+
+    return handle
+
+
+def _serialize(reply: Message) -> bytes:
+    return reply.SerializeToString()
