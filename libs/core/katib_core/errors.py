@@ -35,3 +35,11 @@ class StorageError(KatibError, RuntimeError):
 
 class StorageUnavailableError(StorageError, ConnectionError):
     """The database cannot be reached now; retrying later may succeed."""
+
+
+class UnauthenticatedError(KatibError, PermissionError):
+    """No credential, or one that is malformed, forged, expired or signed with a retired key."""
+
+
+class PermissionDeniedError(KatibError, PermissionError):
+    """A valid credential that does not cover what was asked (another trial or namespace)."""

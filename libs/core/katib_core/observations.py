@@ -40,12 +40,14 @@ class Report:
     """What one ``ReportObservationLog`` call stores: all points, or none of them.
 
     ``key`` (optional) identifies the report across retries: a report whose key is already
-    stored is acknowledged without writing anything again.
+    stored is acknowledged without writing anything again. ``namespace`` (optional) is the
+    trial's namespace when an authenticated caller vouched for it.
     """
 
     trial_name: str
     points: tuple[MetricPoint, ...]
     key: str | None = None
+    namespace: str | None = None
 
 
 def check_trial_name(trial_name: str, *, field: str = "trial_name") -> str:

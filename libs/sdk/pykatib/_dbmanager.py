@@ -7,6 +7,7 @@ often it is retried. Katib's own DB manager ignores the header (a retry there ma
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -16,6 +17,9 @@ from pykatib import _wire
 from pykatib._transport import Channel, RpcError, StatusCode
 
 REPORT_KEY_HEADER = "pykatib-report-key"
+#: A push token for DB managers that require one (``--auth-secret-file``): set by the trial
+#: controller / local runner for trials, by users for reads (katib_core.push_auth).
+TOKEN_ENV = "KATIB_TRIAL_TOKEN"
 #: Worth another attempt: the server is restarting / unreachable, or the attempt ran out of time.
 RETRYABLE = frozenset({StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED})
 #: One attempt never waits longer than this, so a half-open connection is abandoned and retried.
@@ -39,8 +43,10 @@ class DBManagerClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        token: Callable[[], str | None] = lambda: os.environ.get(TOKEN_ENV) or None,
     ) -> None:
         self.channel = channel
+        self._token = token
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -57,6 +63,9 @@ class DBManagerClient:
     def _call(self, method: str, payload: bytes, timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> bytes:
         """One RPC, retried on RETRYABLE codes with jittered backoff until ``timeout`` seconds have passed."""
         deadline = self._clock() + timeout
+        token = self._token()
+        if token:
+            metadata = (*metadata, ("authorization", f"Bearer {token}"))
         attempt = 0
         while True:
             left = deadline - self._clock()

@@ -22,9 +22,11 @@ from types import FrameType
 
 from katib_core.errors import StorageError, StorageUnavailableError, ValidationError
 from katib_dbmanager import _native
+from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.server import DBManagerServer
 from katib_dbmanager.settings import Settings
 from katib_dbmanager.storage import ObservationStore, open_store
+from katib_dbmanager.tls import ServerTLS
 
 _log = logging.getLogger("katib_dbmanager")
 
@@ -54,7 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         print(f"katib-db-manager: error: {exc}", file=sys.stderr)
         return 1
-    print(f"katib-db-manager serving api.v1.beta1.DBManager on {server.address} ({settings.db_url})", flush=True)
+    extras = "".join(
+        (", push tokens required" if settings.auth_secret_file else "", ", TLS" if settings.tls_cert_file else "")
+    )
+    print(
+        f"katib-db-manager serving api.v1.beta1.DBManager on {server.address} ({settings.db_url}{extras})", flush=True
+    )
     stopping.wait()
     server.stop()
     return 0
@@ -83,6 +90,14 @@ def connect(settings: Settings) -> ObservationStore:
 
 
 def _server(store: ObservationStore, settings: Settings, address: str, *, reuse_port: bool) -> DBManagerServer:
+    """The server ``settings`` describe. Raises OSError for unusable secret or certificate files."""
+    try:
+        authenticator = None if settings.auth_secret_file is None else Authenticator(settings.auth_secret_file)
+        tls = None
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            tls = ServerTLS(settings.tls_cert_file, settings.tls_key_file)
+    except ValueError as exc:
+        raise OSError(str(exc)) from None
     return DBManagerServer(
         store,
         listen_address=address,
@@ -90,6 +105,8 @@ def _server(store: ObservationStore, settings: Settings, address: str, *, reuse_
         health_interval=settings.health_interval,
         report_key_ttl=settings.report_key_ttl,
         reuse_port=reuse_port,
+        authenticator=authenticator,
+        tls=tls,
     )
 
 

@@ -23,10 +23,12 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from katib_api.v1beta1 import api_pb2
+from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.batching import GroupCommitter
 from katib_dbmanager.health import DBMANAGER_SERVICE, HealthProbe
 from katib_dbmanager.servicer import DBManagerServicer
 from katib_dbmanager.storage import ObservationStore
+from katib_dbmanager.tls import ServerTLS
 
 _log = logging.getLogger(__name__)
 
@@ -52,8 +54,12 @@ class DBManagerServer:
         health_interval: float = 2.0,
         report_key_ttl: timedelta = timedelta(hours=24),
         reuse_port: bool = False,
+        authenticator: Authenticator | None = None,
+        tls: ServerTLS | None = None,
     ) -> None:
         self.store = store
+        self._authenticator = authenticator
+        self._tls = tls
         self.listen_address = listen_address
         self.port = 0
         self.address = ""
@@ -110,7 +116,10 @@ class DBManagerServer:
             self.store, self._loop, writers=self._writers, on_unavailable=self.health.mark_unavailable
         )
         server = grpc.aio.server(options=self._options)
-        _add_dbmanager(DBManagerServicer(store=self.store, committer=self.committer, readers=self._readers), server)
+        servicer = DBManagerServicer(
+            store=self.store, committer=self.committer, readers=self._readers, authenticator=self._authenticator
+        )
+        _add_dbmanager(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         service_names = (
             api_pb2.DESCRIPTOR.services_by_name["DBManager"].full_name,
@@ -120,7 +129,10 @@ class DBManagerServer:
         assert service_names[0] == DBMANAGER_SERVICE
         reflection.enable_server_reflection(service_names, server)
         try:
-            self.port = server.add_insecure_port(self.listen_address)
+            if self._tls is None:
+                self.port = server.add_insecure_port(self.listen_address)
+            else:
+                self.port = server.add_secure_port(self.listen_address, self._tls.credentials())
         except RuntimeError as exc:
             reason = str(exc)
         else:

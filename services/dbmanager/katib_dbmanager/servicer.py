@@ -9,6 +9,7 @@ DEADLINE_EXCEEDED (it will still be stored: retry with the same report key).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable
 from concurrent.futures import Executor
@@ -17,8 +18,17 @@ from typing import TypeVar
 import grpc
 
 from katib_api.v1beta1 import api_pb2, api_pb2_grpc
-from katib_core.errors import StorageError, StorageUnavailableError, ValidationError
+from katib_core import push_auth
+from katib_core.errors import (
+    PermissionDeniedError,
+    StorageError,
+    StorageUnavailableError,
+    UnauthenticatedError,
+    ValidationError,
+)
+from katib_core.push_auth import Action
 from katib_dbmanager import convert
+from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.batching import GroupCommitter
 from katib_dbmanager.storage import ObservationStore
 
@@ -34,10 +44,18 @@ _NO_DEADLINE = 10 * 365 * 24 * 3600.0
 class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
     """Serves Katib's DBManager RPCs from an ObservationStore (asyncio; reads run on ``readers``)."""
 
-    def __init__(self, *, store: ObservationStore, committer: GroupCommitter, readers: Executor) -> None:
+    def __init__(
+        self,
+        *,
+        store: ObservationStore,
+        committer: GroupCommitter,
+        readers: Executor,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self._store = store
         self._committer = committer
         self._readers = readers
+        self._auth = authenticator
 
     async def ReportObservationLog(  # noqa: N802 - gRPC method names are fixed by the proto
         self, request: api_pb2.ReportObservationLogRequest, context: grpc.aio.ServicerContext
@@ -47,39 +65,65 @@ class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
     async def GetObservationLog(  # noqa: N802
         self, request: api_pb2.GetObservationLogRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.GetObservationLogReply:
-        return await _answer(context, self._get(request))
+        return await _answer(context, self._get(request, context))
 
     async def DeleteObservationLog(  # noqa: N802
         self, request: api_pb2.DeleteObservationLogRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteObservationLogReply:
-        return await _answer(context, self._delete(request))
+        return await _answer(context, self._delete(request, context))
 
     async def _report(
         self, request: api_pb2.ReportObservationLogRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ReportObservationLogReply:
+        # Authentication first: an unauthenticated caller learns nothing about its request.
+        claims = None if self._auth is None else self._auth.claims(context.invocation_metadata() or ())
+        if claims is not None:
+            push_auth.authorize(claims, Action.REPORT, request.trial_name, trial_namespace=None)
         report = convert.report_from_request(request, key=_report_key(context))
+        if claims is not None and not claims.is_admin:  # the token vouches for the trial's namespace
+            report = dataclasses.replace(report, namespace=claims.namespace)
         if report.points:
             await asyncio.wait_for(self._committer.submit(report), _deadline(context))
         return api_pb2.ReportObservationLogReply()
 
-    async def _get(self, request: api_pb2.GetObservationLogRequest) -> api_pb2.GetObservationLogReply:
+    async def _get(
+        self, request: api_pb2.GetObservationLogRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetObservationLogReply:
         query = convert.query_from_request(request)
         if not query.trial_name:
             return convert.reply_from_points([])
+        await self._authorize(context, Action.READ, query.trial_name)
         points = await asyncio.get_running_loop().run_in_executor(self._readers, self._store.get, query)
         return convert.reply_from_points(points)
 
-    async def _delete(self, request: api_pb2.DeleteObservationLogRequest) -> api_pb2.DeleteObservationLogReply:
+    async def _delete(
+        self, request: api_pb2.DeleteObservationLogRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DeleteObservationLogReply:
         if request.trial_name:
+            await self._authorize(context, Action.DELETE, request.trial_name)
             loop = asyncio.get_running_loop()
             deleted = await loop.run_in_executor(self._readers, self._store.delete, request.trial_name)
             _log.info("deleted %d metric logs of trial %s", deleted, request.trial_name)
         return api_pb2.DeleteObservationLogReply()
 
+    async def _authorize(self, context: grpc.aio.ServicerContext, action: Action, trial: str) -> None:
+        if self._auth is None:
+            return
+        claims = self._auth.claims(context.invocation_metadata() or ())
+        namespace = None
+        if not claims.is_admin:
+            loop = asyncio.get_running_loop()
+            namespace = await loop.run_in_executor(self._readers, self._store.trial_namespace, trial)
+        push_auth.authorize(claims, action, trial, trial_namespace=namespace)
+
 
 async def _answer(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
     try:
         return await work
+    except UnauthenticatedError as exc:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    except PermissionDeniedError as exc:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     except ValidationError as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except StorageUnavailableError as exc:

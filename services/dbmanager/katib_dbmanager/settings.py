@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from katib_core.errors import ValidationError
 from katib_dbmanager.storage import DatabaseURL, from_katib_env, parse_url
@@ -35,6 +36,9 @@ class Settings:
     health_interval: float
     report_key_ttl: timedelta
     log_level: str
+    auth_secret_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
@@ -67,7 +71,34 @@ class Settings:
         parser.add_argument("--health-interval", default="2s", help="database probe interval")
         parser.add_argument("--report-key-ttl", default="24h", help="how long report idempotency keys are kept")
         parser.add_argument("--log-level", default=environ.get("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING…")
+        parser.add_argument(
+            "--auth-secret-file",
+            type=Path,
+            default=environ.get("KATIB_DB_MANAGER_AUTH_SECRET_FILE") or None,
+            help="require push tokens signed with the secrets in this file (one per line; the first signs)",
+        )
+        parser.add_argument(
+            "--tls-cert-file",
+            type=Path,
+            default=environ.get("KATIB_DB_MANAGER_TLS_CERT_FILE") or None,
+            help="serve TLS with this PEM certificate (reloaded when it changes)",
+        )
+        parser.add_argument(
+            "--tls-key-file",
+            type=Path,
+            default=environ.get("KATIB_DB_MANAGER_TLS_KEY_FILE") or None,
+            help="the PEM private key of --tls-cert-file",
+        )
         args = parser.parse_args(argv)
+        if (args.tls_cert_file is None) != (args.tls_key_file is None):
+            raise ValidationError("--tls-cert-file", "--tls-cert-file and --tls-key-file go together")
+        for flag, path in (
+            ("--auth-secret-file", args.auth_secret_file),
+            ("--tls-cert-file", args.tls_cert_file),
+            ("--tls-key-file", args.tls_key_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ValidationError(flag, f"{str(path)!r} is not a readable file")
 
         if args.db_url:
             url = parse_url(args.db_url, field_name="--db-url" if "--db-url" in " ".join(argv) else "KATIB_DB_URL")
@@ -88,6 +119,9 @@ class Settings:
             health_interval=parse_duration(args.health_interval, "--health-interval"),
             report_key_ttl=timedelta(seconds=parse_duration(args.report_key_ttl, "--report-key-ttl")),
             log_level=args.log_level.upper(),
+            auth_secret_file=args.auth_secret_file,
+            tls_cert_file=args.tls_cert_file,
+            tls_key_file=args.tls_key_file,
         )
 
 

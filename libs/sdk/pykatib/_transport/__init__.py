@@ -2,7 +2,8 @@
 
 ``open_channel(address)`` returns a ``Channel``: ``unary(method, payload_bytes, timeout=,
 metadata=)`` → reply bytes, raising ``RpcError`` with a ``StatusCode``. Env ``PYKATIB_TRANSPORT``
-(``grpcio`` | ``h2``) forces a choice.
+(``grpcio`` | ``h2``) forces a choice; env ``KATIB_DB_MANAGER_CA_FILE`` (a PEM bundle) switches
+to TLS, trusting that CA.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Protocol
 from pykatib._transport._errors import RpcError, StatusCode
 
 TRANSPORT_ENV = "PYKATIB_TRANSPORT"
+CA_FILE_ENV = "KATIB_DB_MANAGER_CA_FILE"
 
 
 class Channel(Protocol):
@@ -26,22 +28,26 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
 
-def open_channel(address: str, transport: str | None = None) -> Channel:
-    """A channel to ``address`` over ``transport`` (default: env, else grpcio if importable, else h2)."""
+def open_channel(address: str, transport: str | None = None, *, ca_file: str | None = None) -> Channel:
+    """A channel to ``address`` over ``transport`` (default: env, else grpcio if importable, else h2).
+
+    ``ca_file`` (default: env ``KATIB_DB_MANAGER_CA_FILE``) makes it TLS, trusting that CA bundle.
+    """
     choice = transport or os.environ.get(TRANSPORT_ENV, "")
+    ca_file = ca_file or os.environ.get(CA_FILE_ENV) or None
     if choice not in ("", "grpcio", "h2"):
         raise ValueError(f"{TRANSPORT_ENV}={choice!r}: expected 'grpcio' or 'h2'")
     if choice in ("", "grpcio"):
         try:
             from pykatib._transport._grpcio import GrpcioChannel
 
-            return GrpcioChannel(address)
+            return GrpcioChannel(address, ca_file=ca_file)
         except ImportError:
             if choice == "grpcio":
                 raise
     from pykatib._transport._h2 import H2Channel
 
-    return H2Channel(address)
+    return H2Channel(address, ca_file=ca_file)
 
 
-__all__ = ["TRANSPORT_ENV", "Channel", "RpcError", "StatusCode", "open_channel"]
+__all__ = ["CA_FILE_ENV", "TRANSPORT_ENV", "Channel", "RpcError", "StatusCode", "open_channel"]

@@ -1,6 +1,6 @@
 """Transport over grpcio (C core), used whenever grpcio is importable — any version.
 
-Only ``grpc.insecure_channel`` and ``channel.unary_unary(path)`` with raw bytes are used: no
+Only ``grpc.insecure_channel``/``secure_channel`` and ``channel.unary_unary(path)`` with raw bytes are used: no
 generated stubs, whose ``_registered_method`` argument breaks grpcio < 1.64 (Katib #2427).
 """
 
@@ -26,11 +26,16 @@ class GrpcioChannel:
 
     name = "grpcio"
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, ca_file: str | None = None) -> None:
         import grpc  # pants: no-infer-dep  (optional: the h2 transport serves when it is missing)
 
         self._grpc: Any = grpc
-        self._channel: Any = grpc.insecure_channel(address, options=_OPTIONS)
+        if ca_file is None:
+            self._channel: Any = grpc.insecure_channel(address, options=_OPTIONS)
+        else:
+            with open(ca_file, "rb") as file:
+                credentials = grpc.ssl_channel_credentials(root_certificates=file.read())
+            self._channel = grpc.secure_channel(address, credentials, options=_OPTIONS)
         self._methods: dict[str, Any] = {}
 
     def unary(self, method: str, payload: bytes, *, timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> bytes:

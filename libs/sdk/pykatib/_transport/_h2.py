@@ -1,6 +1,6 @@
 """Pure-Python gRPC transport (HTTP/2 via ``h2``) for trial images without grpcio.
 
-Unary calls only, plaintext, one connection per address, one call at a time on it (report_metrics
+Unary calls only, plaintext or TLS, one connection per address, one call at a time on it (report_metrics
 is sequential; the buffered sender is one thread). Any failure of the connection closes it; the
 next call opens a new one, so a restarted DB manager is picked up by the caller's retry.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -57,13 +58,17 @@ class _BrokenConnectionError(Exception):
 
 
 class _Connection:
-    def __init__(self, host: str, port: int, authority: str, deadline: float) -> None:
+    def __init__(
+        self, host: str, port: int, authority: str, deadline: float, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.authority = authority
         self.closed = False
         try:
             self.sock = socket.create_connection(
                 (host, port), timeout=max(0.001, min(_CONNECT_TIMEOUT, _left(deadline)))
             )
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         except TimeoutError:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, f"connecting to {authority} timed out") from None
         except OSError as exc:
@@ -219,11 +224,15 @@ class H2Channel:
 
     name = "h2"
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, ca_file: str | None = None) -> None:
         self._host, self._port = split_address(address)
         self._authority = address
         self._lock = threading.Lock()
         self._conn: _Connection | None = None
+        self._tls: ssl.SSLContext | None = None
+        if ca_file is not None:
+            self._tls = ssl.create_default_context(cafile=ca_file)
+            self._tls.set_alpn_protocols(["h2"])
 
     def unary(self, method: str, payload: bytes, *, timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> bytes:
         deadline = time.monotonic() + timeout
@@ -231,7 +240,7 @@ class H2Channel:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the connection")
         try:
             if self._conn is None:
-                self._conn = _Connection(self._host, self._port, self._authority, deadline)
+                self._conn = _Connection(self._host, self._port, self._authority, deadline, self._tls)
             try:
                 reply = self._conn.call(method, payload, deadline, metadata)
             except _BrokenConnectionError as broken:

@@ -6,6 +6,7 @@ Invariants every implementation keeps (the contract suite in ``testing.py`` chec
 - ``append`` is atomic for everything passed in one call: all rows are committed, or none.
 - Rows are append-only and keyed by trial name alone; identical rows are all kept.
 - A report whose key is stored already (in this call or an earlier one) writes nothing.
+- A report with a ``namespace`` records it for its trial unless one is recorded already.
 - ``get`` returns rows ordered by ``(time, insertion order)``; both time bounds are inclusive.
 - Returned rows are snapshots: later writes never change them.
 - Times are naive UTC wall time with microsecond precision, years 1-9999.
@@ -55,7 +56,11 @@ class ObservationStore(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, trial_name: str) -> int:
-        """Delete every row of ``trial_name`` and return how many there were (0 is fine)."""
+        """Delete every row of ``trial_name`` (and its recorded namespace); return how many rows."""
+
+    @abc.abstractmethod
+    def trial_namespace(self, trial_name: str) -> str | None:
+        """The namespace recorded with the trial's first namespaced report, or None."""
 
     @abc.abstractmethod
     def ping(self) -> None:

@@ -36,6 +36,8 @@ _log = logging.getLogger(__name__)
 class MySQLDialect(Dialect):
     """Katib's own table layout; text columns compared exactly whatever the table's collation."""
 
+    table_options = " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
     def __init__(self, url: DatabaseURL) -> None:
         timeout = url.options.get("connect_timeout", "5")
         size = url.options.get("pool_size", "16")

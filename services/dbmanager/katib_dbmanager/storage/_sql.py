@@ -31,6 +31,9 @@ INDEX = "ix_observation_logs_trial_metric_time"
 KEYS_INDEX = "ix_pykatib_report_keys_created_at"
 COLUMNS = ("trial_name", "time", "metric_name", "value")
 KEY_COLUMNS = ("report_key", "created_at")
+#: The namespace of each trial whose reports were authenticated (first report wins).
+NAMESPACES_TABLE = "pykatib_trial_namespaces"
+NAMESPACE_COLUMNS = ("trial_name", "namespace")
 #: Rows per INSERT statement, and the byte budget of one statement (MySQL's default
 #: max_allowed_packet is 16 MiB; values may be 64 KiB each).
 _CHUNK_ROWS = 1000
@@ -51,6 +54,8 @@ class Dialect(abc.ABC):
     max_params = 65_535
     #: Connections in the pool.
     pool_size = 16
+    #: Appended to CREATE TABLE statements written once for every dialect.
+    table_options = ""
 
     @abc.abstractmethod
     def connect(self) -> Connection:
@@ -102,20 +107,15 @@ class SQLObservationStore(ObservationStore):
         self._dialect = dialect
         self._pool = Pool(lambda: _Session(dialect.connect()), size=dialect.pool_size, timeout=pool_timeout)
         self._delete_keys = f"DELETE FROM {KEYS_TABLE} WHERE created_at < {dialect.placeholder}"
-        self._keys_enabled = True
         try:
             if initialize:
                 self._run(dialect.create_schema)
+                self._run(self._create_namespaces_table)
             self._run(self._check_schema)
-            try:
-                self._run(self._check_keys_table)
-            except StorageUnavailableError:
-                raise
-            except StorageError as exc:
-                # A schema made by Katib and opened without initialization: store reports as
-                # Katib does, without de-duplicating retried ones.
-                self._keys_enabled = False
-                _log.warning("%s is missing (%s): retried reports will not be de-duplicated", KEYS_TABLE, exc)
+            # A schema made by Katib and opened without initialization lacks our tables: store
+            # reports as Katib does then, without de-duplicating retries or recording namespaces.
+            self._keys_enabled = self._has_table(KEYS_TABLE, "retried reports will not be de-duplicated")
+            self._namespaces_enabled = self._has_table(NAMESPACES_TABLE, "trial namespaces will not be recorded")
         except BaseException:
             self._pool.close()
             raise
@@ -148,9 +148,24 @@ class SQLObservationStore(ObservationStore):
 
         def remove(cursor: Cursor) -> int:
             cursor.execute(f"DELETE FROM {TABLE} WHERE {where}", (trial_name,) * count)
-            return int(cursor.rowcount)
+            deleted = int(cursor.rowcount)
+            if self._namespaces_enabled:
+                cursor.execute(f"DELETE FROM {NAMESPACES_TABLE} WHERE {where}", (trial_name,) * count)
+            return deleted
 
         return self._run(remove)
+
+    def trial_namespace(self, trial_name: str) -> str | None:
+        if not self._namespaces_enabled:
+            return None
+        where, count = self._dialect.equals("trial_name")
+
+        def lookup(cursor: Cursor) -> str | None:
+            cursor.execute(f"SELECT namespace FROM {NAMESPACES_TABLE} WHERE {where}", (trial_name,) * count)
+            rows = cursor.fetchall()
+            return str(rows[0][0]) if rows else None
+
+        return self._run(lookup)
 
     def ping(self) -> None:
         self._run(lambda cursor: cursor.execute("SELECT 1") or cursor.fetchall())
@@ -170,7 +185,7 @@ class SQLObservationStore(ObservationStore):
 
     def _append(self, cursor: Cursor, reports: Sequence[Report]) -> list[bool]:
         if not self._keys_enabled:
-            reports = [Report(r.trial_name, r.points) for r in reports]
+            reports = [Report(r.trial_name, r.points, None, r.namespace) for r in reports]
         stored = self._stored_keys(cursor, [r.key for r in reports if r.key])
         fresh: list[Report] = []
         written: list[bool] = []
@@ -188,17 +203,29 @@ class SQLObservationStore(ObservationStore):
         if keys:
             self._dialect.insert_many(cursor, KEYS_TABLE, KEY_COLUMNS, keys)
         rows = [(r.trial_name, encode(p.time), p.name, p.value) for r in fresh for p in r.points]
-        for chunk in _rowchunks(rows):
+        for chunk in _row_chunks(rows):
             self._dialect.insert_many(cursor, TABLE, COLUMNS, chunk)
+        if self._namespaces_enabled:
+            self._record_namespaces(cursor, {r.trial_name: r.namespace for r in fresh if r.namespace})
         return written
 
+    def _record_namespaces(self, cursor: Cursor, namespaces: dict[str, str]) -> None:
+        known = self._existing(cursor, NAMESPACES_TABLE, "trial_name", list(namespaces))
+        new = [(trial, namespace) for trial, namespace in namespaces.items() if trial not in known]
+        if new:
+            self._dialect.insert_many(cursor, NAMESPACES_TABLE, NAMESPACE_COLUMNS, new)
+
     def _stored_keys(self, cursor: Cursor, keys: list[str]) -> set[str]:
+        return self._existing(cursor, KEYS_TABLE, "report_key", keys)
+
+    def _existing(self, cursor: Cursor, table: str, column: str, values: list[str]) -> set[str]:
+        """Which of ``values`` are in ``table.column`` (a primary key: exact after the recheck)."""
         found: set[str] = set()
-        for chunk in chunks(keys, min(self._dialect.max_params, _CHUNK_ROWS)):
+        for chunk in chunks(values, min(self._dialect.max_params, _CHUNK_ROWS)):
             marks = ", ".join([self._dialect.placeholder] * len(chunk))
-            cursor.execute(f"SELECT report_key FROM {KEYS_TABLE} WHERE report_key IN ({marks})", chunk)
-            found.update(key for (key,) in cursor.fetchall())
-        return found
+            cursor.execute(f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk)
+            found.update(value for (value,) in cursor.fetchall())
+        return found & set(values)
 
     def _select(self, query: Query) -> tuple[str, list[Any]]:
         d = self._dialect
@@ -222,9 +249,25 @@ class SQLObservationStore(ObservationStore):
         cursor.execute(f"SELECT trial_name, id, time, metric_name, value FROM {TABLE} LIMIT 1")
         cursor.fetchall()
 
-    def _check_keys_table(self, cursor: Cursor) -> None:
-        cursor.execute(f"SELECT report_key, created_at FROM {KEYS_TABLE} LIMIT 1")
-        cursor.fetchall()
+    def _create_namespaces_table(self, cursor: Cursor) -> None:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {NAMESPACES_TABLE} (trial_name VARCHAR(255) NOT NULL PRIMARY KEY,"
+            f" namespace VARCHAR(255) NOT NULL){self._dialect.table_options}"
+        )
+
+    def _has_table(self, table: str, consequence: str) -> bool:
+        def probe(cursor: Cursor) -> None:
+            cursor.execute(f"SELECT * FROM {table} LIMIT 1")
+            cursor.fetchall()
+
+        try:
+            self._run(probe)
+        except StorageUnavailableError:
+            raise
+        except StorageError as exc:
+            _log.warning("%s is missing (%s): %s", table, exc, consequence)
+            return False
+        return True
 
     def _run(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in one transaction and commit; map driver errors.
@@ -290,7 +333,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _rowchunks(rows: list[Row]) -> Iterator[list[Row]]:
+def _row_chunks(rows: list[Row]) -> Iterator[list[Row]]:
     """Split rows into statements of at most ``_CHUNK_ROWS`` rows and about ``_CHUNK_BYTES``."""
     chunk: list[Row] = []
     size = 0

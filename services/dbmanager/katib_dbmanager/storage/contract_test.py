@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from katib_core.errors import StorageUnavailableError, ValidationError
-from katib_core.observations import MetricPoint
+from katib_core.observations import MetricPoint, Report
 from katib_dbmanager.storage import ObservationStore, Query, open_store, parse_url, testing
 from katib_dbmanager.storage.testing import StoreContract, Supply
 
@@ -57,6 +57,8 @@ def test_katib_schema_without_initialization_works_without_keys(scheme: str) -> 
         # No keys table: a retried report is stored again, exactly as Katib would.
         assert store.append([testing.report("t", (0, "loss", "1"), key=key)]) == [True]
         assert testing.values(store.get(Query("t"))) == ["1", "1"]
+        store.append([Report("t", (), None, "team-a")])
+        assert store.trial_namespace("t") is None
         tables = testing.admin_execute(
             made.url,
             "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'pykatib%'"

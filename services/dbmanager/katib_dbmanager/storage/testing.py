@@ -387,6 +387,28 @@ class StoreContract:
         assert store.append([report("t1", (0, "m", "v"), key=k) for k in keys]) == [False] * 2_500
         assert len(store.get(Query("t1"))) == 2_500
 
+    # -- trial namespaces (authenticated reports) -----------------------------------------
+
+    def test_the_first_namespaced_report_records_the_namespace(self, store: ObservationStore) -> None:
+        assert store.trial_namespace("t1") is None
+        store.append([report("t1", (0, "m", "1"))])
+        assert store.trial_namespace("t1") is None
+        store.append([Report("t1", (MetricPoint(T0, "m", "2"),), None, "team-a")])
+        store.append([Report("t1", (MetricPoint(T0, "m", "3"),), None, "team-b")])
+        assert store.trial_namespace("t1") == "team-a"
+        assert store.trial_namespace("T1") is None
+
+    def test_namespaces_in_one_call(self, store: ObservationStore) -> None:
+        store.append([Report(f"t{i}", (MetricPoint(T0, "m", "1"),), None, f"ns{i % 2}") for i in range(5)])
+        assert [store.trial_namespace(f"t{i}") for i in range(5)] == ["ns0", "ns1", "ns0", "ns1", "ns0"]
+
+    def test_delete_forgets_the_namespace(self, store: ObservationStore) -> None:
+        store.append([Report("t1", (MetricPoint(T0, "m", "1"),), None, "team-a")])
+        store.delete("t1")
+        assert store.trial_namespace("t1") is None
+        store.append([Report("t1", (MetricPoint(T0, "m", "1"),), None, "team-b")])
+        assert store.trial_namespace("t1") == "team-b"
+
     # -- atomicity and concurrency -----------------------------------------------------
 
     def test_a_failed_call_stores_nothing(self, store: ObservationStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,237 @@
+"""Authenticated pushes and TLS on a real DB manager over real gRPC (pykatib as the client too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from google.protobuf.message import Message
+
+import pykatib
+from katib_api.v1beta1 import api_pb2
+from katib_core import push_auth
+from katib_core.push_auth import Claims
+from katib_dbmanager.auth import Authenticator
+from katib_dbmanager.server import DBManagerServer
+from katib_dbmanager.storage import open_store
+from katib_dbmanager.tls import ServerTLS
+from pykatib._dbmanager import DBManagerClient
+from pykatib._transport import RpcError, StatusCode, open_channel
+
+SECRET = b"first-secret-0123456789"
+NEXT = b"second-secret-0123456789"
+LOG = api_pb2.MetricLog(time_stamp="2024-01-01T00:00:00Z", metric=api_pb2.Metric(name="loss", value="0.5"))
+
+
+def token(ns: str, trial: str, *, secret: bytes = SECRET, ttl: float = 600) -> str:
+    return push_auth.mint(secret, Claims(ns, trial, int(time.time() + ttl)))
+
+
+@pytest.fixture()
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "push-secret"
+    path.write_text(SECRET.decode() + "\n")
+    return path
+
+
+@pytest.fixture()
+def server(tmp_path: Path, secret_file: Path) -> Iterator[DBManagerServer]:
+    store = open_store(f"sqlite:///{tmp_path}/katib.db")
+    with DBManagerServer(store, authenticator=Authenticator(secret_file)) as running:
+        yield running
+
+
+def call(server: DBManagerServer, method: str, request: Message, bearer: str | None) -> grpc.StatusCode:
+    metadata = (("authorization", f"Bearer {bearer}"),) if bearer is not None else None
+    with grpc.insecure_channel(server.address) as channel:
+        try:
+            channel.unary_unary(f"/api.v1.beta1.DBManager/{method}")(
+                request.SerializeToString(), timeout=10, metadata=metadata
+            )
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
+
+def report(trial: str) -> api_pb2.ReportObservationLogRequest:
+    return api_pb2.ReportObservationLogRequest(
+        trial_name=trial, observation_log=api_pb2.ObservationLog(metric_logs=[LOG])
+    )
+
+
+def get(trial: str) -> api_pb2.GetObservationLogRequest:
+    return api_pb2.GetObservationLogRequest(trial_name=trial)
+
+
+def test_reports_need_a_token_for_their_own_trial(server: DBManagerServer) -> None:
+    assert call(server, "ReportObservationLog", report("t1"), None) == grpc.StatusCode.UNAUTHENTICATED
+    assert call(server, "ReportObservationLog", report("t1"), "garbage") == grpc.StatusCode.UNAUTHENTICATED
+    assert call(server, "ReportObservationLog", report("t1"), token("team-a", "t1")) == grpc.StatusCode.OK
+    # A forged trial name: a valid token of t1 used to write t2.
+    assert (
+        call(server, "ReportObservationLog", report("t2"), token("team-a", "t1")) == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert server.store.trial_namespace("t1") == "team-a"
+    assert server.store.trial_namespace("t2") is None
+
+
+def test_unauthenticated_callers_learn_nothing_about_their_request(server: DBManagerServer) -> None:
+    bad = api_pb2.ReportObservationLogRequest(trial_name="t1")  # would be INVALID_ARGUMENT
+    assert call(server, "ReportObservationLog", bad, None) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_expired_tampered_and_foreign_tokens(server: DBManagerServer) -> None:
+    assert (
+        call(server, "ReportObservationLog", report("t1"), token("a", "t1", ttl=-1)) == grpc.StatusCode.UNAUTHENTICATED
+    )
+    genuine = token("a", "t1")
+    tampered = genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB")
+    assert call(server, "ReportObservationLog", report("t1"), tampered) == grpc.StatusCode.UNAUTHENTICATED
+    foreign = token("a", "t1", secret=b"someone-elses-secret-123")
+    assert call(server, "ReportObservationLog", report("t1"), foreign) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_reads_and_deletes_by_namespace(server: DBManagerServer) -> None:
+    assert call(server, "ReportObservationLog", report("t1"), token("team-a", "t1")) == grpc.StatusCode.OK
+    # The trial's own token reads it; a token replayed against another trial does not.
+    assert call(server, "GetObservationLog", get("t1"), token("team-a", "t1")) == grpc.StatusCode.OK
+    assert call(server, "GetObservationLog", get("t1"), token("team-a", "t9")) == grpc.StatusCode.PERMISSION_DENIED
+    # Namespace tokens read their namespace's trials only; admin tokens read everything.
+    assert call(server, "GetObservationLog", get("t1"), token("team-a", "*")) == grpc.StatusCode.OK
+    assert call(server, "GetObservationLog", get("t1"), token("team-b", "*")) == grpc.StatusCode.PERMISSION_DENIED
+    assert call(server, "GetObservationLog", get("t1"), token("*", "*")) == grpc.StatusCode.OK
+    assert call(server, "GetObservationLog", get("t1"), None) == grpc.StatusCode.UNAUTHENTICATED
+    delete = api_pb2.DeleteObservationLogRequest(trial_name="t1")
+    assert call(server, "DeleteObservationLog", delete, token("team-a", "t1")) == grpc.StatusCode.PERMISSION_DENIED
+    assert call(server, "DeleteObservationLog", delete, token("team-b", "*")) == grpc.StatusCode.PERMISSION_DENIED
+    assert call(server, "DeleteObservationLog", delete, token("team-a", "*")) == grpc.StatusCode.OK
+    assert server.store.trial_namespace("t1") is None
+
+
+def test_secret_rotation_without_restart(server: DBManagerServer, secret_file: Path) -> None:
+    old = token("a", "t1")
+    secret_file.write_text(NEXT.decode() + "\n" + SECRET.decode() + "\n")  # new secret signs, old still verifies
+    _wait_for_reload(secret_file)
+    assert call(server, "ReportObservationLog", report("t1"), token("a", "t1", secret=NEXT)) == grpc.StatusCode.OK
+    assert call(server, "ReportObservationLog", report("t1"), old) == grpc.StatusCode.OK
+    secret_file.write_text(NEXT.decode() + "\n")  # retire the old secret: its tokens are revoked
+    _wait_for_reload(secret_file)
+    assert call(server, "ReportObservationLog", report("t1"), old) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_pykatib_sends_the_trial_token(server: DBManagerServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KATIB_TRIAL_NAME", "sdk-trial")
+    monkeypatch.setenv("KATIB_DB_MANAGER_ADDRESS", server.address)
+    with pytest.raises(RuntimeError, match="push token"):
+        pykatib.report_metrics({"loss": 0.25}, timeout=5)
+    monkeypatch.setenv("KATIB_TRIAL_TOKEN", token("team-a", "sdk-trial"))
+    pykatib.report_metrics({"loss": 0.25}, timeout=5)
+    client = DBManagerClient(open_channel(server.address))
+    assert [log.metric.value for log in client.get("sdk-trial", timeout=5)] == ["0.25"]
+    monkeypatch.setenv("KATIB_TRIAL_TOKEN", token("team-a", "another-trial"))
+    with pytest.raises(RuntimeError, match="PERMISSION_DENIED|not 'sdk-trial'"):
+        pykatib.report_metrics({"loss": 0.25}, timeout=5)
+
+
+def _wait_for_reload(path: Path) -> None:
+    # The file is re-read when its mtime or size changes, looked at once per second.
+    stat = path.stat()
+    os.utime(path, (stat.st_atime, stat.st_mtime + 1))
+    time.sleep(1.1)
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+class Pki:
+    """A CA and serving certificates for 127.0.0.1 (cryptography, not openssl)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pykatib test CA")])
+        now = dt.datetime.now(dt.UTC)
+        self.ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        self.ca_file = root / "ca.pem"
+        self.ca_file.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
+        self.cert_file, self.key_file = root / "tls.crt", root / "tls.key"
+
+    def issue(self) -> int:
+        """Write a new serving cert + key; return its serial number."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        serial = x509.random_serial_number()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "katib-db-manager")]))
+            .issuer_name(self.ca.subject)
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        self.key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return serial
+
+
+def served_serial(address: str, ca_file: Path) -> int:
+    host, port = address.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.set_alpn_protocols(["h2"])
+    with context.wrap_socket(__import__("socket").create_connection((host, int(port))), server_hostname=host) as sock:
+        der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+@pytest.mark.parametrize("transport", ["grpcio", "h2"])
+def test_tls_with_a_rotated_certificate(tmp_path: Path, transport: str) -> None:
+    pki = Pki(tmp_path)
+    first = pki.issue()
+    store = open_store(f"sqlite:///{tmp_path}/katib.db")
+    with DBManagerServer(store, tls=ServerTLS(pki.cert_file, pki.key_file)) as server:
+        client = DBManagerClient(open_channel(server.address, transport, ca_file=str(pki.ca_file)))
+        client.report("tls-trial", [], key="k" * 16, timeout=10)
+        assert served_serial(server.address, pki.ca_file) == first
+        second = pki.issue()
+        os.utime(pki.cert_file, (time.time(), time.time() + 2))
+        assert served_serial(server.address, pki.ca_file) == second  # new handshakes, new certificate
+        fresh = DBManagerClient(open_channel(server.address, transport, ca_file=str(pki.ca_file)))
+        assert fresh.get("tls-trial", timeout=10) == []
+        plaintext = DBManagerClient(open_channel(server.address, transport))
+        with pytest.raises(RpcError) as caught:
+            plaintext.get("tls-trial", timeout=3)
+        assert caught.value.code in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED, StatusCode.INTERNAL)
