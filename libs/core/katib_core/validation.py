@@ -1,17 +1,22 @@
 """Rules an Experiment must follow, checked before anything is sent or stored.
 
 Each check raises ``ValidationError`` naming the offending field (``spec.parameters[1].feasibleSpace.min``).
-The SDK runs them client-side; the admission webhook builds its ``/validate-experiment`` answer on
-the same functions (Katib's rules: katib-compat §8.2).
+The SDK runs the client-side subset (``check_experiment``); the admission webhook and local mode
+run Katib's whole rule set (katib-compat §8.2) with ``validate_experiment``, which reports every
+problem at once (``InvalidExperimentError``), as Katib's validator does. What the rules need to know
+about an installation (algorithms, configured collectors) comes in as ``ValidationSettings``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-from katib_core import constants
+from katib_core import collector_validation, constants, template_validation
+from katib_core.constants import CollectorKind
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, FeasibleSpace, ObjectiveSpec, ParameterSpec
 
@@ -157,4 +162,212 @@ def check_experiment(experiment: Experiment) -> None:
         max_trial_count=spec.max_trial_count,
         parallel_trial_count=spec.parallel_trial_count,
         max_failed_trial_count=spec.max_failed_trial_count,
+    )
+
+
+# -- Katib's whole rule set (the admission webhook, local mode) ---------------------------------
+
+#: The suggestion algorithms pykatib runs in-process.
+PYKATIB_ALGORITHMS: Final = frozenset({"random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol"})
+#: The early-stopping algorithms pykatib runs.
+PYKATIB_EARLY_STOPPING: Final = frozenset({"medianstop"})
+#: Pull kinds whose sidecar is configured in a default install (Katib's katib-config has these).
+DEFAULT_COLLECTOR_KINDS: Final = frozenset({CollectorKind.STDOUT, CollectorKind.FILE, CollectorKind.TENSORFLOW_EVENT})
+RESUME_POLICIES: Final = frozenset({"", *constants.ResumePolicy})
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """What an installation provides: the rules accept only names it can run."""
+
+    algorithms: frozenset[str] = PYKATIB_ALGORITHMS
+    early_stopping_algorithms: frozenset[str] = PYKATIB_EARLY_STOPPING
+    #: Auto-injected pull kinds that have a sidecar image configured.
+    collector_kinds: frozenset[str] = DEFAULT_COLLECTOR_KINDS
+
+
+class InvalidExperimentError(ValidationError):
+    """Every rule an Experiment breaks; ``field`` is the first one's, ``errors`` all of them."""
+
+    def __init__(self, errors: Sequence[ValidationError]) -> None:
+        super().__init__(errors[0].field, errors[0].reason)
+        self.errors = tuple(errors)
+        self.args = ("; ".join(str(e) for e in errors),)  # str(): every problem, each with its field
+
+
+def validate_experiment(
+    experiment: Experiment,
+    *,
+    old: Experiment | None = None,
+    settings: ValidationSettings = ValidationSettings(),  # noqa: B008 - frozen, shared on purpose
+    config_map_template: Mapping[str, Any] | None = None,
+    convert_batch_job: template_validation.JobConverter | None = None,
+) -> None:
+    """Check ``experiment`` against Katib's whole rule set (CREATE; UPDATE when ``old`` is given).
+
+    Args:
+        experiment: the (defaulted) Experiment.
+        old: the stored Experiment on UPDATE.
+        settings: the algorithms and collectors this installation has.
+        config_map_template: the trial template read from ``spec.trialTemplate.configMap``
+            (its content is checked only when given).
+        convert_batch_job: the typed round trip of a ``batch/v1`` Job; when given, fields it
+            drops are reported as Katib does.
+
+    Raises:
+        InvalidExperimentError: with every problem found, each naming its field.
+    """
+    problems = experiment_problems(
+        experiment,
+        old=old,
+        settings=settings,
+        config_map_template=config_map_template,
+        convert_batch_job=convert_batch_job,
+    )
+    if problems:
+        raise InvalidExperimentError(problems)
+
+
+def experiment_problems(
+    experiment: Experiment,
+    *,
+    old: Experiment | None = None,
+    settings: ValidationSettings = ValidationSettings(),  # noqa: B008
+    config_map_template: Mapping[str, Any] | None = None,
+    convert_batch_job: template_validation.JobConverter | None = None,
+) -> list[ValidationError]:
+    """The problems ``validate_experiment`` raises, as a list (empty when valid).
+
+    An UPDATE that leaves the spec alone (labels, finalizers, a deletion) is not checked again:
+    unlike Katib, a changed installation (an algorithm removed) cannot block the controller from
+    removing its finalizer.
+    """
+    if old is not None and _spec_json(experiment) == _spec_json(old):
+        return []
+    problems: list[ValidationError] = []
+    meta = experiment.metadata
+    if meta is None or not (meta.name or meta.generate_name):
+        problems.append(ValidationError("metadata.name", "an Experiment needs a name or generateName"))
+    elif meta.name:
+        _collect(problems, check_experiment_name, meta.name)
+    spec = experiment.spec
+    if spec is None:
+        return [*problems, ValidationError("spec", "is required")]
+    _collect(
+        problems,
+        check_trial_counts,
+        max_trial_count=spec.max_trial_count,
+        parallel_trial_count=spec.parallel_trial_count,
+        max_failed_trial_count=spec.max_failed_trial_count,
+    )
+    if old is not None:
+        problems += update_problems(experiment, old)
+    before = len(problems)
+    _collect(problems, check_objective, spec.objective)
+    if len(problems) > before:
+        return problems  # Katib stops at a broken objective: later rules depend on it
+    _collect(problems, check_algorithm, spec.algorithm.algorithm_name if spec.algorithm else None, settings)
+    if spec.early_stopping is not None:
+        _collect(problems, check_early_stopping, spec.early_stopping.algorithm_name, settings)
+    if (spec.resume_policy or "") not in RESUME_POLICIES:
+        known = ", ".join(sorted(p for p in RESUME_POLICIES if p))
+        problems.append(ValidationError("spec.resumePolicy", f"{spec.resume_policy!r} must be one of {known}"))
+    problems += template_validation.trial_template_problems(
+        experiment, config_map_template=config_map_template, convert_batch_job=convert_batch_job
+    )
+    if spec.nas_config is None:
+        _collect(problems, check_parameters, spec.parameters)
+    elif spec.parameters:
+        problems.append(ValidationError("spec.parameters", "must be empty when spec.nasConfig is set"))
+    problems += collector_validation.metrics_collector_problems(spec.metrics_collector_spec, settings.collector_kinds)
+    return problems
+
+
+def _spec_json(experiment: Experiment) -> dict[str, Any]:
+    return experiment.spec.to_api() if experiment.spec else {}
+
+
+def _collect(problems: list[ValidationError], check: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    try:
+        check(*args, **kwargs)
+    except ValidationError as exc:
+        problems.append(exc)
+
+
+def check_algorithm(name: str | None, settings: ValidationSettings) -> None:
+    """An algorithm is named and this installation runs it."""
+    if not name:
+        raise ValidationError("spec.algorithm.algorithmName", "is required")
+    if name not in settings.algorithms:
+        known = ", ".join(sorted(settings.algorithms))
+        raise ValidationError("spec.algorithm.algorithmName", f"{name!r} is not a known algorithm ({known})")
+
+
+def check_early_stopping(name: str | None, settings: ValidationSettings) -> None:
+    """A set ``spec.earlyStopping`` names an early-stopping algorithm this installation runs."""
+    if not name:
+        raise ValidationError("spec.earlyStopping.algorithmName", "is required")
+    if name not in settings.early_stopping_algorithms:
+        known = ", ".join(sorted(settings.early_stopping_algorithms)) or "none"
+        raise ValidationError(
+            "spec.earlyStopping.algorithmName", f"{name!r} is not a known early-stopping algorithm ({known})"
+        )
+
+
+# -- UPDATE ------------------------------------------------------------------------------------
+
+_EDITABLE: Final = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
+
+
+def update_problems(new: Experiment, old: Experiment) -> list[ValidationError]:
+    """Katib's UPDATE rules: only the three counts may change, and a finished Experiment is
+    restartable only when it reached maxTrialCount with resumePolicy LongRunning or FromVolume."""
+    new_spec, old_spec = _spec_json(new), _spec_json(old)
+    if new_spec == old_spec:
+        return []
+    problems: list[ValidationError] = []
+    status = old.status
+    completed = status is not None and (
+        status.has_condition(constants.ExperimentConditionType.SUCCEEDED)
+        or status.has_condition(constants.ExperimentConditionType.FAILED)
+    )
+    if completed and not _restartable(old):
+        problems.append(
+            ValidationError(
+                "spec.resumePolicy",
+                "a completed Experiment can be restarted only if it succeeded by reaching maxTrialCount"
+                " and its resumePolicy is LongRunning or FromVolume",
+            )
+        )
+    trials = (status.trials if status else None) or 0
+    if new.spec and new.spec.max_trial_count is not None and new.spec.max_trial_count <= trials:
+        problems.append(
+            ValidationError(
+                "spec.maxTrialCount", f"{new.spec.max_trial_count} must be greater than status.trials ({trials})"
+            )
+        )
+    for key in _EDITABLE:
+        new_spec.pop(key, None)
+        old_spec.pop(key, None)
+    if new_spec != old_spec:
+        changed = sorted(k for k in {*new_spec, *old_spec} if new_spec.get(k) != old_spec.get(k))
+        problems.append(
+            ValidationError(
+                "spec",
+                "only spec.parallelTrialCount, spec.maxTrialCount and spec.maxFailedTrialCount are editable"
+                f" (changed: {', '.join('spec.' + k for k in changed)})",
+            )
+        )
+    return problems
+
+
+def _restartable(old: Experiment) -> bool:
+    status = old.status
+    if status is None or not status.has_condition(constants.ExperimentConditionType.SUCCEEDED):
+        return False
+    reasons = {c.reason for c in status.conditions or () if c.type == constants.ExperimentConditionType.SUCCEEDED}
+    policy = old.spec.resume_policy if old.spec else None
+    return constants.ExperimentReason.MAX_TRIALS_REACHED in reasons and policy in (
+        constants.ResumePolicy.LONG_RUNNING,
+        constants.ResumePolicy.FROM_VOLUME,
     )

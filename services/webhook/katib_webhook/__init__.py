@@ -1,0 +1,1 @@
+"""Katib's admission webhooks (``katib-webhook``): Experiment defaulting and validation, Pod injection."""
