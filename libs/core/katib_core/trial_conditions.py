@@ -1,0 +1,151 @@
+"""What a Trial's conditions are (katib-compat §9.1, §9.3): predicates and the marking rules.
+
+Pure functions over ``TrialStatus``/``Trial`` that return new objects. The trial controller and
+local mode decide with them; ``trial_reconcile`` strings them into one reconcile pass.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from katib_core import conditions, constants
+from katib_core.constants import TrialConditionType, TrialReason
+from katib_core.models import Trial, TrialStatus
+
+MSG_CREATED: Final = "Trial is created"
+MSG_RUNNING: Final = "Trial is running"
+MSG_SUCCEEDED: Final = "Trial has succeeded"
+MSG_METRICS_UNAVAILABLE: Final = "Metrics are not available"
+MSG_FAILED: Final = "Trial has failed"
+
+#: Conditions after which a trial never runs again.
+COMPLETED_TYPES: Final = (
+    TrialConditionType.SUCCEEDED,
+    TrialConditionType.FAILED,
+    TrialConditionType.KILLED,
+    TrialConditionType.EARLY_STOPPED,
+    TrialConditionType.METRICS_UNAVAILABLE,
+)
+
+
+class JobPhase(StrEnum):
+    """What the trial's job is doing, as its success/failure conditions say."""
+
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+def is_created(status: TrialStatus | None) -> bool:
+    return status is not None and conditions.holds(status.conditions, TrialConditionType.CREATED)
+
+
+def is_completed(status: TrialStatus | None) -> bool:
+    """Succeeded, Failed, Killed, EarlyStopped or MetricsUnavailable holds."""
+    return status is not None and any(conditions.holds(status.conditions, t) for t in COMPLETED_TYPES)
+
+
+def holds(status: TrialStatus | None, condition_type: str) -> bool:
+    return status is not None and conditions.holds(status.conditions, condition_type)
+
+
+def held(status: TrialStatus | None) -> frozenset[str]:
+    """The types of the conditions that hold (one pass, for callers that test several)."""
+    if status is None or not status.conditions:
+        return frozenset()
+    return frozenset(c.type for c in status.conditions if c.status == constants.CONDITION_TRUE)
+
+
+def is_observation_available(trial: Trial) -> bool:
+    """The objective has an observed ``latest`` that is not ``unavailable`` (Katib's IsObservationAvailable)."""
+    objective = trial.spec.objective if trial.spec else None
+    observation = trial.status.observation if trial.status else None
+    if objective is None or observation is None:
+        return False
+    return any(
+        m.name == objective.objective_metric_name and m.latest != constants.UNAVAILABLE
+        for m in observation.metrics or ()
+    )
+
+
+def _with_job(text: str, label: str, job_text: str) -> str:
+    return f"{text}. Job {label}: {job_text}" if job_text else text
+
+
+def mark_created(status: TrialStatus, *, now: str) -> TrialStatus:
+    """Created (``TrialCreated``) and ``startTime`` if unset."""
+    result = status.model_copy(deep=True)
+    result.start_time = result.start_time or now
+    result.conditions = conditions.put(
+        result.conditions, TrialConditionType.CREATED, reason=TrialReason.CREATED, message=MSG_CREATED, now=now
+    )
+    return result
+
+
+def mark_running(status: TrialStatus, *, now: str) -> TrialStatus:
+    result = status.model_copy(deep=True)
+    result.conditions = conditions.put(
+        result.conditions, TrialConditionType.RUNNING, reason=TrialReason.RUNNING, message=MSG_RUNNING, now=now
+    )
+    return result
+
+
+def _complete(
+    status: TrialStatus, condition_type: str, reason: str, message: str, *, job_reason: str, job_message: str, now: str
+) -> TrialStatus:
+    result = status.model_copy(deep=True)
+    result.conditions = conditions.put(
+        conditions.stop_running(result.conditions, now=now),
+        condition_type,
+        reason=_with_job(reason, "reason", job_reason),
+        message=_with_job(message, "message", job_message),
+        now=now,
+    )
+    result.completion_time = now
+    return result
+
+
+def mark_succeeded(status: TrialStatus, *, job_reason: str = "", job_message: str = "", now: str) -> TrialStatus:
+    return _complete(
+        status,
+        TrialConditionType.SUCCEEDED,
+        TrialReason.SUCCEEDED,
+        MSG_SUCCEEDED,
+        job_reason=job_reason,
+        job_message=job_message,
+        now=now,
+    )
+
+
+def mark_failed(status: TrialStatus, *, job_reason: str = "", job_message: str = "", now: str) -> TrialStatus:
+    return _complete(
+        status,
+        TrialConditionType.FAILED,
+        TrialReason.FAILED,
+        MSG_FAILED,
+        job_reason=job_reason,
+        job_message=job_message,
+        now=now,
+    )
+
+
+def mark_metrics_unavailable(
+    status: TrialStatus, *, job_reason: str = "", job_message: str = "", now: str
+) -> TrialStatus:
+    return _complete(
+        status,
+        TrialConditionType.METRICS_UNAVAILABLE,
+        TrialReason.METRICS_UNAVAILABLE,
+        MSG_METRICS_UNAVAILABLE,
+        job_reason=job_reason,
+        job_message=job_message,
+        now=now,
+    )
+
+
+def last_condition_type(status: TrialStatus | None) -> str | None:
+    """The type of the newest condition (what Katib sends to suggestion services)."""
+    if status is None or not status.conditions:
+        return None
+    return status.conditions[-1].type

@@ -1,0 +1,107 @@
+"""Flags every controller shares, parsed once in ``main`` (flag > env > default).
+
+Katib's env names are accepted: ``KATIB_DB_MANAGER_SERVICE_IP``/``_NAMESPACE``/``_PORT`` build
+the DB manager address, ``KATIB_CORE_NAMESPACE`` is where the leader Lease lives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from katib_core import constants
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Connection, scope, concurrency and leadership of one controller process."""
+
+    db_manager_address: str
+    namespaces: tuple[str, ...]
+    kubeconfig: str | None
+    context: str | None
+    workers: int
+    leader_elect: bool
+    lease_name: str
+    lease_namespace: str
+    identity: str
+    liveness: str | None
+    log_level: str
+    events: str = "all"
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The shared flags; a controller adds its own before parsing."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument(
+        "--db-manager-address", help=f"host:port of the DB manager (default {constants.DEFAULT_DB_MANAGER_ADDRESS})"
+    )
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, else in-cluster)")
+    p.add_argument("--context", help="kubeconfig context")
+    p.add_argument("--workers", type=int, default=8, help="reconciles in parallel (default 8)")
+    p.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a coordination.k8s.io/v1 Lease before reconciling (default on)",
+    )
+    p.add_argument("--lease-namespace", help="namespace of the Lease (default $KATIB_CORE_NAMESPACE or kubeflow)")
+    p.add_argument("--lease-name", help="name of the Lease (default the program name)")
+    p.add_argument("--identity", help="this replica's name in the Lease (default $POD_NAME or host name + random)")
+    p.add_argument("--liveness", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--events",
+        default="all",
+        choices=["all", "warnings", "none"],
+        help="Kubernetes Events to post: all (Katib's JobCreated, JobRunning…), only warnings, or none",
+    )
+    return p
+
+
+def from_args(prog: str, args: argparse.Namespace, environ: Mapping[str, str]) -> OperatorSettings:
+    address = args.db_manager_address or _katib_address(environ) or constants.DEFAULT_DB_MANAGER_ADDRESS
+    if args.workers < 1:
+        raise SystemExit(f"{prog}: --workers must be at least 1")
+    identity = args.identity or environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    return OperatorSettings(
+        db_manager_address=address,
+        namespaces=tuple(args.namespace),
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        workers=args.workers,
+        leader_elect=args.leader_elect,
+        lease_name=args.lease_name or prog,
+        lease_namespace=args.lease_namespace or environ.get("KATIB_CORE_NAMESPACE") or "kubeflow",
+        identity=identity,
+        liveness=args.liveness,
+        log_level=args.log_level,
+        events=args.events,
+    )
+
+
+def _katib_address(environ: Mapping[str, str]) -> str | None:
+    names = ("KATIB_DB_MANAGER_SERVICE_IP", "KATIB_DB_MANAGER_SERVICE_NAMESPACE", "KATIB_DB_MANAGER_SERVICE_PORT")
+    if not any(environ.get(n) for n in names):
+        return None
+    host = environ.get(names[0]) or "katib-db-manager"
+    namespace = environ.get(names[1]) or environ.get("KATIB_CORE_NAMESPACE") or "kubeflow"
+    return f"{host}.{namespace}:{environ.get(names[2]) or constants.DEFAULT_DB_MANAGER_PORT}"
+
+
+def parse(
+    prog: str, description: str, argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
+) -> OperatorSettings:
+    """Parse only the shared flags."""
+    return from_args(prog, parser(prog, description).parse_args(argv), os.environ if environ is None else environ)

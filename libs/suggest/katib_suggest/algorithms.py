@@ -1,0 +1,288 @@
+"""Katib's suggestion algorithms in-process: ``random``, ``grid``, ``tpe``, ``multivariate-tpe``, ``cmaes``, ``sobol``.
+
+``Suggester.suggest(request)`` answers a ``katib_core.suggestions.SuggestionRequest`` the way
+Katib's optuna suggestion service answers ``GetSuggestions``: finished trials are told to the
+study (Succeeded/EarlyStopped with their objective value, Failed/Killed as failed), then
+``count`` new assignments are asked for. One ``Suggester`` serves every Experiment of a process
+and keeps each one's optuna study between calls; when it has none (a restart, another replica
+led before) or the request does not extend what it knows, it rebuilds the study from
+``request.issued``, so it never depends on its memory for correctness. With ``random_state`` the
+answers depend only on the seed and the history: each batch is sampled with a seed derived from
+``random_state`` and the number of assignments issued before it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import TrialState
+
+from katib_core import aggregation, constants
+from katib_core.constants import TrialConditionType
+from katib_core.errors import ValidationError
+from katib_core.models import Experiment, ParameterAssignment
+from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
+from katib_suggest import settings as settings_
+from katib_suggest import spaces
+
+_TOLD_AS_VALUE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
+_TOLD_AS_FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
+#: Samplers whose next points do not depend on results: they are never told any.
+_IGNORES_RESULTS: Final = frozenset({"random", "sobol"})
+
+
+def validate_algorithm_settings(experiment: Experiment) -> None:
+    """Katib's ``ValidateAlgorithmSettings`` for our algorithms (the webhook calls it).
+
+    Raises:
+        ValidationError: unknown algorithm or setting, a bad value, a search space the algorithm
+            cannot sample (CMA-ES needs ≥ 2 int/double parameters; grid needs steps for doubles
+            and no more trials than grid points).
+    """
+    spec = experiment.spec
+    if spec is None:
+        raise ValidationError("spec", "is required")
+    parsed = settings_.parse(spec.algorithm)
+    spaces.distributions(spec.parameters)
+    if parsed.algorithm == "cmaes":
+        numeric = [
+            p
+            for p in spec.parameters or ()
+            if p.parameter_type in (constants.ParameterType.INT, constants.ParameterType.DOUBLE)
+        ]
+        if len(numeric) < 2:
+            raise ValidationError(
+                "spec.parameters", "cmaes only supports two or more dimensional continuous search space"
+            )
+    if parsed.algorithm == "grid":
+        axes = spaces.grid_axes(spec.parameters or [])
+        size = 1
+        for _, values in axes:
+            size *= len(values)
+        if spec.max_trial_count is not None and spec.max_trial_count > size:
+            raise ValidationError(
+                "spec.maxTrialCount",
+                f"Max Trial Count: {spec.max_trial_count} > all possible search combinations: {size}",
+            )
+
+
+@dataclass
+class _Study:
+    study: optuna.Study
+    distributions: dict[str, BaseDistribution]
+    names: list[str] = field(default_factory=list)  # issued names the study knows, in order
+    numbers: dict[str, int] = field(default_factory=dict)
+    pending: list[int] = field(default_factory=list)  # asked, not yet recorded under a name
+    told: set[str] = field(default_factory=set)
+
+
+class Suggester:
+    """The in-process suggestion service (thread-safe; one per process, injected where needed).
+
+    Args:
+        max_studies: how many Experiments' studies to keep (least recently used are dropped and
+            rebuilt from their history when needed again).
+    """
+
+    def __init__(self, *, max_studies: int = 64, quiet: bool = True) -> None:
+        if quiet:  # optuna logs every created study and told trial at INFO
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._studies: OrderedDict[str, _Study] = OrderedDict()
+        self._max = max_studies
+        self._lock = threading.Lock()
+
+    def suggest(self, request: SuggestionRequest) -> SuggestionReply:
+        """New assignments for ``request`` (fewer, with ``exhausted``, when a grid runs out).
+
+        Raises:
+            ValidationError: the algorithm or its settings are invalid (a permanent failure).
+        """
+        experiment = request.experiment
+        spec = experiment.spec
+        if spec is None:
+            raise ValidationError("spec", "is required")
+        parsed = settings_.parse(spec.algorithm)
+        if parsed.algorithm == "grid":
+            return _grid(request, parsed)
+        with self._lock:
+            state = self._sync(request, parsed, learn=parsed.algorithm not in _IGNORES_RESULTS)
+            state.study.sampler = _sampler(parsed, len(request.issued))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                asked = [state.study.ask(fixed_distributions=state.distributions) for _ in range(request.count)]
+            state.pending.extend(t.number for t in asked)
+            return SuggestionReply(
+                assignments=tuple(
+                    tuple(spaces.encode(n, t.params[n], d) for n, d in state.distributions.items()) for t in asked
+                )
+            )
+
+    def forget(self, key: str) -> None:
+        """Drop an Experiment's study (it finished, or was deleted)."""
+        with self._lock:
+            self._studies.pop(key, None)
+
+    def forget_prefix(self, prefix: str) -> None:
+        """Drop the studies whose key starts with ``prefix`` (e.g. ``namespace/name/``: every uid)."""
+        with self._lock:
+            for key in [k for k in self._studies if k.startswith(prefix)]:
+                del self._studies[key]
+
+    def _sync(self, request: SuggestionRequest, parsed: settings_.Settings, *, learn: bool) -> _Study:
+        key = request.key
+        state = self._studies.get(key)
+        issued = request.issued
+        if state is not None and [a.name for a in issued[: len(state.names)]] != state.names:
+            state = None
+        if state is not None:
+            for assignment in issued[len(state.names) :]:
+                if not state.pending or not _same(state, state.pending[0], assignment.parameter_assignments or []):
+                    state = None
+                    break
+                number = state.pending.pop(0)
+                state.names.append(assignment.name or "")
+                state.numbers[assignment.name or ""] = number
+        if state is None:
+            state = _rebuild(request, parsed)
+        self._studies[key] = state
+        self._studies.move_to_end(key)
+        while len(self._studies) > self._max:
+            self._studies.popitem(last=False)
+        if learn:
+            _tell(state, request)
+        return state
+
+
+def _direction(experiment: Experiment) -> Literal["minimize", "maximize"]:
+    objective = experiment.spec.objective if experiment.spec else None
+    return "maximize" if objective is not None and objective.type == constants.ObjectiveType.MAXIMIZE else "minimize"
+
+
+def _sampler(parsed: settings_.Settings, issued: int) -> optuna.samplers.BaseSampler:
+    seed = None if parsed.random_state is None else parsed.random_state + issued
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if parsed.algorithm == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if parsed.algorithm in ("tpe", "multivariate-tpe"):
+            kwargs: dict[str, Any] = {"seed": seed, "constant_liar": True}
+            if parsed.n_startup_trials is not None:
+                kwargs["n_startup_trials"] = parsed.n_startup_trials
+            if parsed.n_ei_candidates is not None:
+                kwargs["n_ei_candidates"] = parsed.n_ei_candidates
+            if parsed.algorithm == "multivariate-tpe":
+                kwargs["multivariate"] = True
+            return optuna.samplers.TPESampler(**kwargs)
+        if parsed.algorithm == "cmaes":
+            return optuna.samplers.CmaEsSampler(
+                seed=seed,
+                sigma0=parsed.sigma,
+                restart_strategy=parsed.restart_strategy,
+                warn_independent_sampling=False,
+            )
+        if parsed.algorithm == "sobol":
+            # The QMC sequence position lives in the study; the seed only scrambles, so it stays fixed.
+            return optuna.samplers.QMCSampler(
+                qmc_type="sobol",
+                scramble=parsed.random_state is not None,
+                seed=parsed.random_state,
+                warn_independent_sampling=False,
+                warn_asynchronous_seeding=False,
+            )
+    raise ValidationError("spec.algorithm.algorithmName", f"unknown algorithm name {parsed.algorithm!r}")
+
+
+def _rebuild(request: SuggestionRequest, parsed: settings_.Settings) -> _Study:
+    spec = request.experiment.spec
+    distributions = spaces.distributions(spec.parameters if spec else None)
+    study = optuna.create_study(direction=_direction(request.experiment), sampler=_sampler(parsed, 0))
+    state = _Study(study=study, distributions=distributions)
+    for assignment in request.issued:
+        values = {a.name: a.value or "" for a in assignment.parameter_assignments or []}
+        try:
+            params = {name: spaces.decode(values[name], d) for name, d in distributions.items()}
+        except (KeyError, ValueError):
+            continue  # not from this search space (edited, or foreign): nothing to learn from it
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, state=TrialState.RUNNING))
+        number = study.trials[-1].number
+        state.names.append(assignment.name or "")
+        state.numbers[assignment.name or ""] = number
+    if parsed.algorithm == "sobol" and state.numbers:
+        _skip_sobol(study, distributions, len(state.numbers))
+    return state
+
+
+def _skip_sobol(study: optuna.Study, distributions: dict[str, BaseDistribution], issued: int) -> None:
+    # optuna keeps the Sobol position as a study attribute: move it past the points already issued
+    # (the first trial of a study is sampled independently, the rest from the sequence).
+    sampler = study.sampler
+    assert isinstance(sampler, optuna.samplers.QMCSampler)
+    for _ in range(issued - 1):
+        sampler._find_sample_id(study, dict(distributions))
+
+
+def _same(state: _Study, number: int, assignments: Sequence[ParameterAssignment]) -> bool:
+    params = state.study.trials[number].params
+    given = {a.name: a.value for a in assignments}
+    try:
+        return all(spaces.decode(given[n] or "", d) == params[n] for n, d in state.distributions.items())
+    except (KeyError, ValueError):
+        return False
+
+
+def _tell(state: _Study, request: SuggestionRequest) -> None:
+    objective = request.experiment.spec.objective if request.experiment.spec else None
+    metric = objective.objective_metric_name if objective else None
+    for trial in request.history:
+        if trial.name in state.told or trial.name not in state.numbers:
+            continue
+        outcome = _outcome(trial, metric)
+        if outcome is None:
+            continue
+        number = state.numbers[trial.name]
+        if state.study.trials[number].state == TrialState.RUNNING:
+            value, failed = outcome
+            if failed:
+                state.study.tell(number, state=TrialState.FAIL)
+            else:
+                state.study.tell(number, value)
+        state.told.add(trial.name)
+
+
+def _outcome(trial: SuggestionTrial, metric: str | None) -> tuple[float, bool] | None:
+    if trial.condition in _TOLD_AS_FAILED:
+        return 0.0, True
+    if trial.condition in _TOLD_AS_VALUE:
+        value = aggregation.parse_number(trial.metric(metric) or "")
+        return (0.0, True) if value is None or math.isnan(value) else (value, False)
+    return None
+
+
+def _grid(request: SuggestionRequest, parsed: settings_.Settings) -> SuggestionReply:
+    spec = request.experiment.spec
+    axes = spaces.grid_axes((spec.parameters if spec else None) or [])
+    names = [name for name, _ in axes]
+    seen = set()
+    for assignment in request.issued:
+        values = {a.name: a.value for a in assignment.parameter_assignments or []}
+        seen.add(tuple(values.get(n) for n in names))
+    points = list(spaces.grid_points(axes))
+    if parsed.random_state is not None:
+        random.Random(parsed.random_state).shuffle(points)
+    fresh = [p for p in points if p not in seen]
+    chosen = fresh[: request.count]
+    return SuggestionReply(
+        assignments=tuple(
+            tuple(ParameterAssignment(name=n, value=v) for n, v in zip(names, p, strict=True)) for p in chosen
+        ),
+        exhausted=len(fresh) <= request.count,
+    )

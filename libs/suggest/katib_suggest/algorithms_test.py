@@ -1,0 +1,168 @@
+from typing import Any
+
+import pytest
+
+from katib_core import suggestions, testing
+from katib_core.constants import TrialConditionType
+from katib_core.errors import ValidationError
+from katib_core.models import TrialAssignment
+from katib_core.suggestions import SuggestionRequest, SuggestionTrial
+from katib_suggest import ALGORITHMS, Suggester, validate_algorithm_settings
+
+PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "lr",
+        "parameterType": "double",
+        "feasibleSpace": {"min": "0.001", "max": "0.1", "distribution": "logUniform"},
+    },
+    {"name": "layers", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9", "step": "2"}},
+    {"name": "opt", "parameterType": "categorical", "feasibleSpace": {"list": ["sgd", "adam"]}},
+    {"name": "drop", "parameterType": "discrete", "feasibleSpace": {"list": ["0.1", "0.5"]}},
+]
+
+
+def run(suggester: Suggester, algorithm: str, rounds: int = 4, batch: int = 2, **settings: str) -> list[dict[str, str]]:
+    """Ask in batches, name and 'finish' each assignment with a loss derived from it."""
+    experiment = testing.experiment(algorithm=algorithm, parameters=PARAMS, settings=settings or None, max_trials=100)
+    issued: list[TrialAssignment] = []
+    trials: list[SuggestionTrial] = []
+    for _ in range(rounds):
+        reply = suggester.suggest(
+            SuggestionRequest(
+                experiment, tuple(trials), tuple(issued), batch, key=suggestions.experiment_key(experiment)
+            )
+        )
+        for assignment in reply.assignments:
+            name = f"t{len(issued)}"
+            issued.append(TrialAssignment(name=name, parameter_assignments=list(assignment)))
+            values = {a.name: a.value for a in assignment}
+            loss = str(float(values["lr"] or 0) * int(values["layers"] or 0))
+            trials.append(
+                SuggestionTrial(
+                    name,
+                    tuple((a.name or "", a.value or "") for a in assignment),
+                    TrialConditionType.SUCCEEDED,
+                    (("loss", loss),),
+                )
+            )
+    return [{a.name or "": a.value or "" for a in i.parameter_assignments or []} for i in issued]
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "multivariate-tpe", "cmaes", "sobol"])
+def test_assignments_stay_in_the_search_space(algorithm: str) -> None:
+    for values in run(Suggester(), algorithm, random_state="7"):
+        assert 0.001 <= float(values["lr"]) <= 0.1
+        assert values["layers"] in {"1", "3", "5", "7", "9"}
+        assert values["opt"] in {"sgd", "adam"}
+        assert values["drop"] in {"0.1", "0.5"}
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "multivariate-tpe", "cmaes", "sobol"])
+def test_a_seed_makes_answers_reproducible_even_after_a_restart(algorithm: str) -> None:
+    first = run(Suggester(), algorithm, random_state="3")
+    assert run(Suggester(), algorithm, random_state="3") == first
+
+    class Forgetful(Suggester):  # a controller restart before every call: the study is rebuilt each time
+        def suggest(self, request: SuggestionRequest) -> Any:
+            self.forget(request.key)
+            return super().suggest(request)
+
+    assert run(Forgetful(), algorithm, random_state="3") == first
+
+
+def test_sobol_never_repeats_a_point_across_rebuilds() -> None:
+    class Forgetful(Suggester):
+        def suggest(self, request: SuggestionRequest) -> Any:
+            self.forget(request.key)
+            return super().suggest(request)
+
+    points = [tuple(sorted(v.items())) for v in run(Forgetful(), "sobol", rounds=6)]
+    assert len(set(points)) == len(points)
+
+
+def test_grid_walks_every_point_once_then_ends() -> None:
+    parameters = [
+        {"name": "a", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
+        {"name": "b", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.3", "step": "0.1"}},
+    ]
+    experiment = testing.experiment(algorithm="grid", parameters=parameters, max_trials=9)
+    suggester = Suggester()
+    issued: list[TrialAssignment] = []
+    exhausted = False
+    while not exhausted:
+        reply = suggester.suggest(SuggestionRequest(experiment, (), tuple(issued), 4))
+        issued += [TrialAssignment(name=f"t{len(issued)}", parameter_assignments=list(a)) for a in reply.assignments]
+        exhausted = reply.exhausted
+    points = [tuple(a.value for a in i.parameter_assignments or []) for i in issued]
+    assert len(points) == 9 == len(set(points))
+    assert ("1", "0.1") in points
+    assert ("3", "0.3") in points
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "settings", "message"),
+    [
+        ("bayes", {}, "unknown algorithm name"),
+        ("random", {"n_startup_trials": "3"}, "unknown setting"),
+        ("tpe", {"n_startup_trials": "-1"}, "greater than or equal to zero"),
+        ("tpe", {"n_ei_candidates": "many"}, "not an integer"),
+        ("cmaes", {"restart_strategy": "sometimes"}, "restart_strategy"),
+        ("cmaes", {"sigma": "0"}, "greater than zero"),
+        ("sobol", {"sigma": "1"}, "unknown setting"),
+    ],
+)
+def test_bad_settings_are_clear_errors(algorithm: str, settings: dict[str, str], message: str) -> None:
+    experiment = testing.experiment(algorithm=algorithm, settings=settings, parameters=PARAMS)
+    with pytest.raises(ValidationError, match=message):
+        validate_algorithm_settings(experiment)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_known_settings_validate(algorithm: str) -> None:
+    settings = {"random_state": "1"}
+    if algorithm in ("tpe", "multivariate-tpe"):
+        settings |= {"n_startup_trials": "5", "n_ei_candidates": "24"}
+    if algorithm == "cmaes":
+        settings |= {"sigma": "0.5", "restart_strategy": "ipop"}
+    parameters = PARAMS
+    if algorithm == "grid":
+        parameters = [
+            {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.9", "step": "0.1"}}
+        ]
+    validate_algorithm_settings(
+        testing.experiment(algorithm=algorithm, settings=settings, parameters=parameters, max_trials=4)
+    )
+
+
+def test_search_space_rules() -> None:
+    one_number = [PARAMS[0], PARAMS[2]]
+    with pytest.raises(ValidationError, match="two or more"):
+        validate_algorithm_settings(testing.experiment(algorithm="cmaes", parameters=one_number))
+    with pytest.raises(ValidationError, match="needs a step"):
+        validate_algorithm_settings(testing.experiment(algorithm="grid", parameters=PARAMS))
+    small = [{"name": "a", "parameterType": "categorical", "feasibleSpace": {"list": ["x", "y"]}}]
+    with pytest.raises(ValidationError, match="all possible search combinations: 2"):
+        validate_algorithm_settings(testing.experiment(algorithm="grid", parameters=small, max_trials=3))
+    normal = [
+        {"name": "a", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1", "distribution": "normal"}}
+    ]
+    with pytest.raises(ValidationError, match="not supported"):
+        validate_algorithm_settings(testing.experiment(algorithm="random", parameters=normal))
+
+
+def test_tpe_learns_from_told_trials() -> None:
+    values = run(Suggester(), "tpe", rounds=15, batch=2, random_state="1", n_startup_trials="4")
+    late = values[-10:]
+    assert sum(float(v["lr"]) * int(v["layers"]) for v in late) / len(late) < 0.2  # random would average ~0.25
+
+
+def test_failed_trials_are_told_as_failed() -> None:
+    experiment = testing.experiment(algorithm="tpe", parameters=PARAMS)
+    suggester = Suggester()
+    request = SuggestionRequest(experiment, (), (), 1, key="k")
+    first = suggester.suggest(request).assignments[0]
+    issued = (TrialAssignment(name="t0", parameter_assignments=list(first)),)
+    failed = SuggestionTrial("t0", (), TrialConditionType.FAILED)
+    suggester.suggest(SuggestionRequest(experiment, (failed,), issued, 1, key="k"))
+    study = suggester._studies["k"].study
+    assert study.trials[0].state.name == "FAIL"

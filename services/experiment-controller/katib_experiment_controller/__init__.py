@@ -1,0 +1,3 @@
+"""katib-experiment-controller: Experiments → Suggestion record → Trials, and the Experiment's status."""
+
+__version__ = "0.1.0"

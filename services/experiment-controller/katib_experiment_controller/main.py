@@ -1,0 +1,106 @@
+"""``katib-experiment-controller``: parse flags, connect, wire the reconciler, run under kopf."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from katib_core import constants
+from katib_core.models import Experiment, Suggestion, Trial
+from katib_experiment_controller import resources
+from katib_experiment_controller.reconciler import ExperimentReconciler
+from katib_operator import connecting, kubeapi, running
+from katib_operator.caches import Key, ObjectCache, key_of
+from katib_operator.leases import LeaderElector
+from katib_operator.objects import Objects
+from katib_operator.recording import EventRecorder
+from katib_operator.settings import OperatorSettings, parser
+from katib_operator.settings import from_args as settings_from_args
+from katib_suggest import Suggester
+
+PROG = "katib-experiment-controller"
+#: Trial changes reach their Experiment this much later, so a burst of them costs one status write.
+TRIAL_EVENT_DELAY = 0.5
+
+
+def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: Any = None) -> running.Controller:
+    """The controller with real collaborators (``main`` and the tests share this)."""
+    api = kubeapi.KubeApi(config, pool_size=settings.workers + 4)
+    experiments: ObjectCache[Experiment] = ObjectCache(Experiment.from_api, trim=resources.without_managed_fields)
+    trials: ObjectCache[Trial] = ObjectCache(
+        Trial.from_api, trim=resources.trial_summary, index_label=constants.EXPERIMENT_LABEL
+    )
+    records: ObjectCache[Suggestion] = ObjectCache(Suggestion.from_api, trim=resources.without_managed_fields)
+    recorder = EventRecorder(api, component=PROG, level=settings.events)
+    reconciler = ExperimentReconciler(
+        objects=Objects(api),
+        experiments=experiments,
+        trials=trials,
+        suggestions_cache=records,
+        suggester=Suggester(),
+        recorder=recorder,
+        api=api,
+    )
+
+    def on_experiment(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
+        experiments.apply(kind, body)
+        return [key_of(body)]
+
+    def on_trial(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
+        trials.apply(kind, body)
+        meta = body.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(constants.EXPERIMENT_LABEL)
+        return [(str(meta.get("namespace")), owner)] if owner else []
+
+    def on_suggestion(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
+        records.apply(kind, body)
+        return [key_of(body)]
+
+    elector = None
+    if settings.leader_elect:
+        elector = LeaderElector(
+            api,
+            name=settings.lease_name,
+            namespace=settings.lease_namespace,
+            identity=settings.identity,
+            on_lost=on_lost or (lambda: None),
+        )
+    group, version = constants.GROUP, constants.VERSION
+    return running.Controller(
+        name=PROG,
+        watches=[
+            running.Watch(group, version, constants.EXPERIMENT_PLURAL, on_experiment),
+            running.Watch(group, version, constants.TRIAL_PLURAL, on_trial, delay=TRIAL_EVENT_DELAY),
+            running.Watch(group, version, constants.SUGGESTION_PLURAL, on_suggestion),
+        ],
+        reconcile=reconciler,
+        workers=settings.workers,
+        elector=elector,
+        on_start=recorder.start,
+        on_stop=recorder.stop,
+        login=lambda: connecting.connection_info(config),
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM (exit 0) or until leadership is lost (exit 1)."""
+    args = parser(PROG, "Katib experiment controller: Experiments to Suggestions and Trials.").parse_args(argv)
+    settings = settings_from_args(PROG, args, os.environ if environ is None else environ)
+    running.configure_logging(settings.log_level)
+    stop = threading.Event()
+    lost = threading.Event()
+
+    def on_lost() -> None:
+        lost.set()
+        stop.set()
+
+    controller = build(settings, kubeapi.load(settings.kubeconfig, context=settings.context), on_lost=on_lost)
+    running.run(controller, namespaces=settings.namespaces, liveness=settings.liveness, stop_flag=stop)
+    return 1 if lost.is_set() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from katib_trial_controller.main import main
+
+sys.exit(main())
