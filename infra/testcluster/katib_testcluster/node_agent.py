@@ -290,7 +290,8 @@ class NodeAgent:
             shim.chmod(0o755)
         env = {
             "PATH": os.pathsep.join([str(shims), os.environ.get("PATH", os.defpath)]),
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            # Absolute: pods run in their own directories, and Pants' sandboxes put relative entries here.
+            "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p),
         }
         for name in ("LANG", "LC_ALL", "TZ"):
             if name in os.environ:

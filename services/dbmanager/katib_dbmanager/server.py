@@ -94,6 +94,10 @@ class DBManagerServer:
         self._stopped = True
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self._stop(grace), self._loop).result()
+            if self.committer is not None:
+                # From this thread: the writers settle their last futures through the loop, which
+                # still runs (and an executor may refuse work during interpreter shutdown).
+                self.committer.close()
             self._shutdown_loop()
         self._readers.shutdown(wait=True)
         self.store.close()
@@ -151,9 +155,6 @@ class DBManagerServer:
             await self.health.stop()
         if self._server is not None:
             await self._server.stop(grace)
-        if self.committer is not None:
-            # Writers settle futures through this loop; closing them off-loop avoids a deadlock.
-            await asyncio.get_running_loop().run_in_executor(None, self.committer.close)
 
     def _shutdown_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

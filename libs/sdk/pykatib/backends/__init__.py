@@ -7,6 +7,7 @@ when chosen, so ``kubernetes`` is imported only by the Kubernetes backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pykatib.backends._base import Backend
@@ -25,9 +26,15 @@ class KubernetesBackendConfig:
 
 @dataclass(frozen=True)
 class LocalBackendConfig:
-    """Run Experiments on this machine, without Kubernetes (local mode)."""
+    """Run Experiments on this machine, without Kubernetes (local mode, ``pip install pykatib[local]``).
+
+    ``workdir`` holds the state (default env ``PYKATIB_WORKDIR``, else ``./.pykatib``); metrics go to
+    SQLite there unless ``db_url`` names MariaDB/MySQL or PostgreSQL.
+    """
 
     namespace: str | None = None
+    workdir: Path | None = None
+    db_url: str | None = None
 
 
 BackendConfig = KubernetesBackendConfig | LocalBackendConfig
@@ -56,9 +63,14 @@ def create(config: BackendConfig) -> Backend:
 
         return KubernetesBackend(config)
     if isinstance(config, LocalBackendConfig):
-        from pykatib.backends.local.backend import LocalBackend
-
-        return LocalBackend(config)
+        try:
+            from pykatib_local.backend import LocalBackend  # pants: no-infer-dep (the optional pykatib[local])
+        except ImportError as exc:
+            raise ImportError(
+                f"KatibClient(backend='local') needs local mode: pip install 'pykatib[local]' ({exc})"
+            ) from exc
+        local: Backend = LocalBackend(config)
+        return local
     raise TypeError(f"not a backend config: {config!r}")
 
 

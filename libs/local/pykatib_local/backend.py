@@ -1,0 +1,128 @@
+"""``KatibClient(backend="local")``: the SDK's backend contract on this machine.
+
+Experiments live in the work directory's store; creating one validates it with Katib's rules
+(the same ones the admission webhook applies), stores it defaulted, and starts running it in a
+background thread of this process. A script that calls ``tune()`` and exits therefore waits for
+its experiment to finish; Ctrl-C stops the trials and leaves a state that a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+from typing import TYPE_CHECKING, Any
+
+from katib_core import defaulting, validation
+from katib_core.errors import ValidationError
+from katib_core.models import Experiment, Suggestion, Trial
+from pykatib import _wire
+from pykatib.backends._base import Backend
+from pykatib_local.session import LocalSession
+
+if TYPE_CHECKING:
+    from pykatib.backends import LocalBackendConfig
+
+#: Collector kinds local mode can run: trials push, or their output is parsed as Katib's sidecar would.
+LOCAL_COLLECTOR_KINDS = frozenset({"StdOut"})
+
+
+class LocalBackend(Backend):
+    """Experiments, Trials and Suggestions in a local work directory, run by this process."""
+
+    def __init__(self, config: LocalBackendConfig, *, session: LocalSession | None = None) -> None:
+        self.namespace = config.namespace or "default"
+        self.session = session or LocalSession(config.workdir, db_url=config.db_url)
+        self._store = self.session.store
+        if session is None:
+            atexit.register(self.session.close)
+
+    def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
+        prepared = prepare(experiment, namespace)
+        created = self._store.create(prepared)
+        self.session.start(namespace, _name(created))
+        return created
+
+    def get_experiment(self, name: str, namespace: str, timeout: float) -> Experiment:
+        return self._store.get(Experiment, namespace, name)
+
+    def list_experiments(self, namespace: str, timeout: float) -> list[Experiment]:
+        return self._store.list_experiments(namespace)
+
+    def patch_experiment(self, name: str, namespace: str, patch: dict[str, Any], timeout: float) -> Experiment:
+        old = self._store.get(Experiment, namespace, name)
+        merged = Experiment.from_api(_merge(old.to_api(), patch))
+        validation.validate_experiment(merged, old=old, settings=local_settings())
+        stored = self._store.update(merged, spec_changed=merged.spec != old.spec)
+        self.session.start(namespace, name)  # a raised budget resumes a finished experiment
+        return stored
+
+    def delete_experiment(self, name: str, namespace: str, options: dict[str, Any] | None, timeout: float) -> None:
+        self._store.get(Experiment, namespace, name)  # NotFoundError first
+        self.session.stop(namespace, name)
+        for trial in self._store.list_trials(namespace, experiment=name):
+            if trial.metadata and trial.metadata.name:
+                self.session.db.delete(trial.metadata.name, timeout=timeout)
+        self._store.delete_experiment(namespace, name)
+
+    def get_suggestion(self, name: str, namespace: str, timeout: float) -> Suggestion:
+        return self._store.get(Suggestion, namespace, name, experiment=name)
+
+    def list_suggestions(self, namespace: str, timeout: float) -> list[Suggestion]:
+        return self._store.list_suggestions(namespace)
+
+    def get_trial(self, name: str, namespace: str, timeout: float) -> Trial:
+        return self._store.get(Trial, namespace, name)
+
+    def list_trials(self, namespace: str, experiment_name: str | None, timeout: float) -> list[Trial]:
+        return self._store.list_trials(namespace, experiment=experiment_name)
+
+    def get_trial_metrics(self, name: str, db_manager_address: str | None, timeout: float) -> list[_wire.MetricLog]:
+        return self.session.db.get(name, timeout=timeout)
+
+
+def local_settings() -> validation.ValidationSettings:
+    """Katib's rules, with the pull collectors local mode can run."""
+    return validation.ValidationSettings(collector_kinds=LOCAL_COLLECTOR_KINDS)
+
+
+def prepare(experiment: Experiment, namespace: str) -> Experiment:
+    """The Experiment as local mode stores it: namespaced, repaired, defaulted and validated.
+
+    Raises:
+        ValidationError: every rule it breaks, each naming its field (nothing is stored).
+    """
+    raw, _ = defaulting.repair_raw_experiment(experiment.to_api())
+    parsed = Experiment.from_api(raw)
+    meta = parsed.metadata
+    if meta is None or not meta.name:
+        raise ValidationError("metadata.name", "is required")
+    meta.namespace = meta.namespace or namespace
+    defaulted = defaulting.default_experiment(parsed)
+    validation.validate_experiment(defaulted, settings=local_settings())
+    collector_spec = defaulted.spec.metrics_collector_spec if defaulted.spec else None
+    kind = collector_spec.collector.kind if collector_spec and collector_spec.collector else None
+    if kind not in ("Push", "StdOut"):
+        raise ValidationError(
+            "spec.metricsCollectorSpec.collector.kind", f"{kind!r}: local mode runs Push and StdOut collectors only"
+        )
+    return defaulted
+
+
+def _name(experiment: Experiment) -> str:
+    meta = experiment.metadata
+    if meta is None or not meta.name:
+        raise ValidationError("metadata.name", "is required")
+    return meta.name
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386)."""
+    result = copy.deepcopy(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result

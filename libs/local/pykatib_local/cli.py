@@ -1,0 +1,280 @@
+"""``pykatib``: run Katib Experiment YAML on this machine, and look at what ran.
+
+    pykatib run EXPERIMENT.yaml --local      run (or resume) it here; progress, table, best, report
+    pykatib get experiments | trials [-e EXPERIMENT]
+    pykatib describe experiment|trial NAME
+    pykatib report EXPERIMENT                 (re)write the HTML report
+    pykatib delete experiment NAME
+
+State lives in the work directory (``--workdir``, env ``PYKATIB_WORKDIR``, default ``./.pykatib``).
+Exit status: 0 succeeded, 1 the experiment failed, 2 bad input (one line, no traceback), 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from katib_core import constants
+from katib_core.errors import AlreadyExistsError, NotFoundError, ValidationError
+from katib_core.models import Experiment, Trial
+from pykatib_local import backend, report, summaries
+from pykatib_local.runner import Progress as RunProgress
+from pykatib_local.session import LocalSession, default_workdir
+
+_console = Console(stderr=True)
+_out = Console()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``pykatib`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ValidationError, NotFoundError, AlreadyExistsError) as exc:
+        _console.print(f"[red]pykatib: error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        _console.print("interrupted; rerun the same command to resume")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pykatib", description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None, help="state directory (default ./.pykatib)")
+    parser.add_argument("-n", "--namespace", default="default")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run (or resume) an Experiment YAML")
+    run.add_argument("file", type=Path)
+    run.add_argument("--local", action="store_true", help="run on this machine (required: no cluster mode here)")
+    run.add_argument("--db-url", default=None, help="metrics database (default: SQLite in the work directory)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    get = commands.add_parser("get", help="list experiments or trials")
+    get.add_argument("what", choices=["experiments", "trials"])
+    get.add_argument("-e", "--experiment", default=None)
+    get.set_defaults(handler=_get)
+
+    describe = commands.add_parser("describe", help="one experiment or trial in detail")
+    describe.add_argument("what", choices=["experiment", "trial"])
+    describe.add_argument("name")
+    describe.set_defaults(handler=_describe)
+
+    rep = commands.add_parser("report", help="write the HTML report of an experiment")
+    rep.add_argument("name")
+    rep.set_defaults(handler=_report)
+
+    delete = commands.add_parser("delete", help="delete an experiment, its trials and metrics")
+    delete.add_argument("what", choices=["experiment"])
+    delete.add_argument("name")
+    delete.set_defaults(handler=_delete)
+    return parser
+
+
+# -- run -------------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.local:
+        raise ValidationError("--local", "this command runs experiments on this machine: add --local")
+    experiment = load_experiment(args.file)
+    workdir = args.workdir or default_workdir()
+    with LocalSession(workdir, db_url=args.db_url) as session:
+        prepared = backend.prepare(experiment, args.namespace)
+        name, namespace = _identity(prepared)
+        try:
+            stored = session.store.get(Experiment, namespace, name)
+        except NotFoundError:
+            session.store.create(prepared)
+            _console.print(f"experiment {namespace}/{name}: starting (state in {session.workdir})")
+        else:
+            if stored.spec != prepared.spec:
+                raise ValidationError(
+                    "metadata.name",
+                    f"experiment {namespace}/{name} exists in {session.workdir} with another spec;"
+                    " rename it or `pykatib delete experiment` first",
+                )
+            _console.print(f"experiment {namespace}/{name}: resuming")
+        stop = threading.Event()
+        try:
+            _drive(session, namespace, name, stop, quiet=args.quiet)
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+        final = session.store.get(Experiment, namespace, name)
+        trials = session.store.list_trials(namespace, experiment=name)
+        _out.print(_trials_table(final, trials))
+        _out.print(summaries.optimal_text(final))
+        path = _write_report(session, final, trials)
+        _console.print(f"report: {path}")
+    return 1 if summaries.failed(final) else 0
+
+
+def _drive(session: LocalSession, namespace: str, name: str, stop: threading.Event, *, quiet: bool) -> None:
+    if quiet:
+        session.run(namespace, name, stop=stop)
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(name, total=None, detail="")
+
+        def show(progress: RunProgress) -> None:
+            counts = summaries.counts(progress.experiment, progress.trials)
+            bar.update(task, total=counts.budget, completed=counts.done, detail=counts.line)
+
+        session.run(namespace, name, stop=stop, on_progress=show)
+
+
+def load_experiment(path: Path) -> Experiment:
+    """The Experiment document of a YAML file (other kinds in the file are ignored)."""
+    try:
+        documents = list(yaml.safe_load_all(path.read_text()))
+    except OSError as exc:
+        raise ValidationError(str(path), f"cannot read it: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(str(path), f"is not valid YAML: {exc}") from None
+    found = [d for d in documents if isinstance(d, dict) and d.get("kind") == constants.EXPERIMENT_KIND]
+    if len(found) != 1:
+        raise ValidationError(str(path), f"must hold exactly one Experiment (found {len(found)})")
+    try:
+        return Experiment.from_api(found[0])
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ValidationError(str(path), f"is not a valid Experiment: {exc}") from None
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def _get(args: argparse.Namespace) -> int:
+    with _reader(args) as session:
+        if args.what == "experiments":
+            table = Table("NAME", "STATUS", "TRIALS", "SUCCEEDED", "FAILED", "BEST TRIAL")
+            for exp in session.store.list_experiments(args.namespace):
+                status = exp.status
+                table.add_row(
+                    _identity(exp)[0],
+                    summaries.condition(exp),
+                    str(status.trials if status else 0),
+                    str(status.trials_succeeded if status else 0),
+                    str((status.trials_failed or 0) + (status.trial_metrics_unavailable or 0) if status else 0),
+                    summaries.best_trial(exp),
+                )
+            _out.print(table)
+            return 0
+        trials = session.store.list_trials(args.namespace, experiment=args.experiment)
+        if args.experiment is not None:
+            experiment = session.store.get(Experiment, args.namespace, args.experiment)
+            _out.print(_trials_table(experiment, trials))
+        else:
+            table = Table("NAME", "EXPERIMENT", "STATUS")
+            for trial in trials:
+                labels = (trial.metadata.labels if trial.metadata else None) or {}
+                table.add_row(
+                    _trial_name(trial), labels.get(constants.EXPERIMENT_LABEL, ""), summaries.trial_condition(trial)
+                )
+            _out.print(table)
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    with _reader(args) as session:
+        obj: Any
+        if args.what == "experiment":
+            obj = session.store.get(Experiment, args.namespace, args.name)
+        else:
+            obj = session.store.get(Trial, args.namespace, args.name)
+        _out.print(yaml.safe_dump(obj.to_api(), sort_keys=False), highlight=False)
+        if args.what == "trial":
+            logs = session.db.get(args.name, timeout=60)
+            _out.print(f"metric logs ({len(logs)}):")
+            for log in logs:
+                _out.print(f"  {log.time_stamp}  {log.metric.name}={log.metric.value}", highlight=False)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    with _reader(args) as session:
+        experiment = session.store.get(Experiment, args.namespace, args.name)
+        trials = session.store.list_trials(args.namespace, experiment=args.name)
+        _out.print(str(_write_report(session, experiment, trials)))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with _reader(args) as session:
+        config = _local_config(args)
+        backend.LocalBackend(config, session=session).delete_experiment(args.name, args.namespace, None, 60)
+        _console.print(f"experiment {args.namespace}/{args.name} deleted")
+    return 0
+
+
+def _reader(args: argparse.Namespace) -> LocalSession:
+    workdir = args.workdir or default_workdir()
+    if not workdir.is_dir():
+        raise NotFoundError(f"no pykatib work directory at {workdir} (run an experiment first, or pass --workdir)")
+    return LocalSession(workdir)
+
+
+def _local_config(args: argparse.Namespace) -> Any:
+    from pykatib.backends import LocalBackendConfig
+
+    return LocalBackendConfig(namespace=args.namespace, workdir=args.workdir)
+
+
+def _write_report(session: LocalSession, experiment: Experiment, trials: list[Trial]) -> Path:
+    logs = {
+        _trial_name(t): [
+            report.MetricLog(log.time_stamp, log.metric.name, log.metric.value)
+            for log in session.db.get(_trial_name(t), timeout=60)
+        ]
+        for t in trials
+    }
+    name, namespace = _identity(experiment)
+    path = session.store.experiment_dir(namespace, name) / "report.html"
+    path.write_text(report.render(experiment, trials, logs))
+    return path
+
+
+def _trials_table(experiment: Experiment, trials: Sequence[Trial]) -> Table:
+    metric = summaries.objective_metric(experiment)
+    names = summaries.parameter_names(trials)
+    table = Table("TRIAL", "STATUS", *names, metric or "OBJECTIVE", title=f"experiment {_identity(experiment)[0]}")
+    for trial in trials:
+        table.add_row(
+            _trial_name(trial),
+            summaries.trial_condition(trial),
+            *(summaries.assignment(trial, n) for n in names),
+            summaries.trial_value(trial, metric),
+        )
+    return table
+
+
+def _identity(experiment: Experiment) -> tuple[str, str]:
+    meta = experiment.metadata
+    return (meta.name if meta else None) or "", (meta.namespace if meta else None) or "default"
+
+
+def _trial_name(trial: Trial) -> str:
+    return (trial.metadata.name if trial.metadata else None) or ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Everything local mode runs in one process: the work directory's store, an in-process DB
+manager (real gRPC on 127.0.0.1, a free port; SQLite in the work directory unless ``db_url``),
+the suggestion service, the GPU pool, and one runner thread per running Experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from katib_dbmanager.server import DBManagerServer  # pants: no-infer-dep
+from katib_dbmanager.storage import open_store  # pants: no-infer-dep
+from katib_suggest.algorithms import Suggester
+from pykatib._dbmanager import DBManagerClient
+from pykatib._transport import open_channel
+from pykatib_local import gpus
+from pykatib_local.runner import ExperimentRunner, Progress
+from pykatib_local.store import LocalStore
+
+_log = logging.getLogger(__name__)
+WORKDIR_ENV = "PYKATIB_WORKDIR"
+DEFAULT_WORKDIR = ".pykatib"
+
+
+def default_workdir() -> Path:
+    """``$PYKATIB_WORKDIR``, else ``./.pykatib`` (rerunning in the same directory resumes)."""
+    return Path(os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR)
+
+
+class LocalSession:
+    """Local mode's services for one work directory; ``close`` stops them (trials stay resumable)."""
+
+    def __init__(self, workdir: Path | None = None, *, db_url: str | None = None) -> None:
+        self.workdir = (workdir or default_workdir()).absolute()
+        self.store = LocalStore(self.workdir)
+        self.bin_dir = self.workdir / ".bin"
+        _python_shims(self.bin_dir)
+        url = db_url or f"sqlite:///{self.workdir / 'katib.db'}"
+        self.server = DBManagerServer(open_store(url), listen_address="127.0.0.1:0").start()
+        self.db = DBManagerClient(open_channel(self.server.address))
+        self.suggester = Suggester()
+        self.gpus = gpus.GpuPool(gpus.detect())
+        self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def db_address(self) -> str:
+        return self.server.address
+
+    def runner(self) -> ExperimentRunner:
+        return ExperimentRunner(
+            self.store,
+            db=self.db,
+            db_address=self.server.address,
+            suggester=self.suggester,
+            gpu_pool=self.gpus,
+            bin_dir=self.bin_dir,
+        )
+
+    def run(
+        self, namespace: str, name: str, *, stop: threading.Event, on_progress: Callable[[Progress], None] | None = None
+    ) -> None:
+        """Run an Experiment in this thread until it finishes or ``stop`` is set."""
+        self.runner().run(namespace, name, stop=stop, on_progress=on_progress)
+
+    def start(self, namespace: str, name: str) -> None:
+        """Run an Experiment in a background thread (no-op if it is running already)."""
+        key = (namespace, name)
+        with self._lock:
+            running = self._threads.get(key)
+            if running is not None and running[0].is_alive():
+                return
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=self._run_logged, args=(namespace, name, stop), name=f"experiment-{namespace}-{name}"
+            )
+            self._threads[key] = (thread, stop)
+            thread.start()
+
+    def stop(self, namespace: str, name: str, *, wait: bool = True) -> None:
+        with self._lock:
+            running = self._threads.pop((namespace, name), None)
+        if running is not None:
+            running[1].set()
+            if wait:
+                running[0].join()
+
+    def is_running(self, namespace: str, name: str) -> bool:
+        running = self._threads.get((namespace, name))
+        return running is not None and running[0].is_alive()
+
+    def close(self) -> None:
+        """Stop every runner (their trial processes are terminated) and the DB manager."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            running = list(self._threads.values())
+            self._threads.clear()
+        for _, stop in running:
+            stop.set()
+        for thread, _ in running:
+            thread.join()
+        self.db.channel.close()
+        self.server.stop()
+
+    def __enter__(self) -> LocalSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _run_logged(self, namespace: str, name: str, stop: threading.Event) -> None:
+        try:
+            self.run(namespace, name, stop=stop)
+        except Exception:
+            _log.exception("local experiment %s/%s stopped with an error", namespace, name)
+
+
+def _python_shims(bin_dir: Path) -> None:
+    """``python``/``python3`` in the trials' PATH are this interpreter (trial scripts say ``python``)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        link = bin_dir / name
+        if link.is_symlink() and os.readlink(link) == sys.executable:
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(sys.executable)

@@ -1,0 +1,100 @@
+"""Plain-text views of experiments and trials for the CLI (pure functions over the models)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from katib_core import constants
+from katib_core.models import Experiment, Trial
+
+
+@dataclass(frozen=True)
+class Counts:
+    done: int
+    budget: int | None
+    line: str
+
+
+def condition(experiment: Experiment) -> str:
+    current = [
+        c
+        for c in (experiment.status.conditions if experiment.status else None) or ()
+        if c.status == constants.CONDITION_TRUE
+    ]
+    return current[-1].type if current else "Pending"
+
+
+def failed(experiment: Experiment) -> bool:
+    return condition(experiment) == constants.ExperimentConditionType.FAILED
+
+
+def trial_condition(trial: Trial) -> str:
+    current = [
+        c for c in (trial.status.conditions if trial.status else None) or () if c.status == constants.CONDITION_TRUE
+    ]
+    return current[-1].type if current else "Pending"
+
+
+def objective_metric(experiment: Experiment) -> str:
+    objective = experiment.spec.objective if experiment.spec else None
+    return (objective.objective_metric_name if objective else None) or ""
+
+
+def parameter_names(trials: Sequence[Trial]) -> list[str]:
+    return sorted({a.name for t in trials for a in (t.spec.parameter_assignments if t.spec else None) or () if a.name})
+
+
+def assignment(trial: Trial, name: str) -> str:
+    for a in (trial.spec.parameter_assignments if trial.spec else None) or ():
+        if a.name == name:
+            return a.value or ""
+    return ""
+
+
+def trial_value(trial: Trial, metric: str) -> str:
+    observation = trial.status.observation if trial.status else None
+    for m in (observation.metrics if observation else None) or ():
+        if m.name == metric:
+            return m.latest or ""
+    return ""
+
+
+def best_trial(experiment: Experiment) -> str:
+    optimal = experiment.status.current_optimal_trial if experiment.status else None
+    return (optimal.best_trial_name if optimal else None) or ""
+
+
+def counts(experiment: Experiment, trials: Sequence[Trial]) -> Counts:
+    """Trials done against the budget, and a one-line summary with the best value so far."""
+    states = [trial_condition(t) for t in trials]
+    finished = {"Succeeded", "Failed", "MetricsUnavailable", "Killed", "EarlyStopped"}
+    done = sum(1 for s in states if s in finished)
+    running = sum(1 for s in states if s == "Running")
+    bad = sum(1 for s in states if s in ("Failed", "MetricsUnavailable"))
+    optimal = experiment.status.current_optimal_trial if experiment.status else None
+    metric = objective_metric(experiment)
+    best = ""
+    if optimal is not None and optimal.observation is not None:
+        for m in optimal.observation.metrics or ():
+            if m.name == metric:
+                strategy = {"minimize": m.min, "maximize": m.max}.get(
+                    (experiment.spec.objective.type if experiment.spec and experiment.spec.objective else "") or "",
+                    m.latest,
+                )
+                best = f"  best {metric}={strategy}"
+    budget = experiment.spec.max_trial_count if experiment.spec else None
+    return Counts(done, budget, f"running {running}  failed {bad}{best}")
+
+
+def optimal_text(experiment: Experiment) -> str:
+    """The optimal trial and its hyperparameters, as the CLI prints them at the end."""
+    optimal = experiment.status.current_optimal_trial if experiment.status else None
+    if optimal is None or not optimal.best_trial_name:
+        return f"experiment {condition(experiment)}: no trial reported the objective"
+    params = "\n".join(f"  {a.name} = {a.value}" for a in optimal.parameter_assignments or ())
+    metrics = ", ".join(
+        f"{m.name}: min {m.min} max {m.max} latest {m.latest}"
+        for m in (optimal.observation.metrics if optimal.observation else None) or ()
+    )
+    return f"experiment {condition(experiment)}; best trial {optimal.best_trial_name} ({metrics})\n{params}"

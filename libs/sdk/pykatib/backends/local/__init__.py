@@ -1,1 +1,0 @@
-"""Local mode: Experiments on this machine, trials as subprocesses (issue 7)."""
