@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
-# The README's main job (until local mode lands): build the DB manager, start it on an embedded
-# SQLite database, push a trial's metrics to it over gRPC as a Katib trial does, read them back.
+# The README's main job: set up, then run examples/quickstart — a local tuning experiment (16 TPE
+# trials, 2 at a time, each a process pushing its metric through the in-process DB manager on the
+# embedded SQLite) — and print the best hyperparameters. State stays in ./.pykatib: look at it
+# with `dist/pykatib.pex get trials -e quickstart` or `dist/pykatib.pex report quickstart`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 build-support/bootstrap.sh
-./pants --no-pantsd package services/dbmanager:katib-db-manager examples/dbmanager_demo:push-and-read
-work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-python3.11 dist/katib-db-manager.pex --listen-address 127.0.0.1:0 --db-url "sqlite:///$work/katib.db" >"$work/out" 2>"$work/log" &
-pid=$!
-for _ in $(seq 100); do grep -q serving "$work/out" 2>/dev/null && break; sleep 0.1; done
-cat "$work/out"
-address=$(sed -n 's/.* on \([0-9.]*:[0-9]*\) .*/\1/p' "$work/out")
-[ -n "$address" ] || { cat "$work/log" >&2; exit 1; }
-python3.11 dist/push-and-read.pex --address "$address"
+./pants --no-pantsd package examples/quickstart:quickstart libs/local:pykatib
+python3.11 dist/quickstart.pex

@@ -14,6 +14,8 @@ step "bootstrap (Pants, protoc)"
 build-support/bootstrap.sh || { echo "0 passed, 1 failed"; exit 1; }
 step "databases"
 build-support/services.sh || { echo "0 passed, 1 failed"; exit 1; }
+step "headless Chromium (local mode's HTML report test)"
+build-support/browser.sh || { echo "0 passed, 1 failed"; exit 1; }
 step "Kubernetes test control plane (built once per machine, 5-13 min; cached after)"
 infra/testcluster/build-k8s.sh || { echo "0 passed, 1 failed"; exit 1; }
 

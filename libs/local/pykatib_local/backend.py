@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import copy
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from katib_core import defaulting, validation
@@ -17,7 +19,7 @@ from katib_core.errors import ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
 from pykatib.backends._base import Backend
-from pykatib_local.session import LocalSession
+from pykatib_local.session import LocalSession, default_workdir
 
 if TYPE_CHECKING:
     from pykatib.backends import LocalBackendConfig
@@ -29,12 +31,13 @@ LOCAL_COLLECTOR_KINDS = frozenset({"StdOut"})
 class LocalBackend(Backend):
     """Experiments, Trials and Suggestions in a local work directory, run by this process."""
 
+    #: Trial processes get this interpreter and its import path: no pip, no import probe per trial.
+    trials_have_pykatib = True
+
     def __init__(self, config: LocalBackendConfig, *, session: LocalSession | None = None) -> None:
         self.namespace = config.namespace or "default"
-        self.session = session or LocalSession(config.workdir, db_url=config.db_url)
+        self.session = session or shared_session(config.workdir, config.db_url)
         self._store = self.session.store
-        if session is None:
-            atexit.register(self.session.close)
 
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
         prepared = prepare(experiment, namespace)
@@ -78,6 +81,22 @@ class LocalBackend(Backend):
 
     def get_trial_metrics(self, name: str, db_manager_address: str | None, timeout: float) -> list[_wire.MetricLog]:
         return self.session.db.get(name, timeout=timeout)
+
+
+_sessions: dict[tuple[Path, str | None], LocalSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def shared_session(workdir: Path | None, db_url: str | None) -> LocalSession:
+    """This process's session for a work directory: every ``KatibClient(backend="local")`` on the
+    same directory shares one DB manager and one runner per Experiment (closed at exit)."""
+    key = ((workdir or default_workdir()).absolute(), db_url)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None or session.closed:
+            session = _sessions[key] = LocalSession(key[0], db_url=db_url)
+            atexit.register(session.close)
+        return session
 
 
 def local_settings() -> validation.ValidationSettings:

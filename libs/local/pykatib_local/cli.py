@@ -13,6 +13,8 @@ Exit status: 0 succeeded, 1 the experiment failed, 2 bad input (one line, no tra
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -21,6 +23,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,14 +41,52 @@ _out = Console()
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``pykatib`` command; returns the exit status."""
     args = _parser().parse_args(argv)
+    _setup_logging()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         return int(args.handler(args))
     except (ValidationError, NotFoundError, AlreadyExistsError) as exc:
-        _console.print(f"[red]pykatib: error:[/red] {exc}", highlight=False)
+        _console.print(f"[red]pykatib: error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        _console.print("interrupted; rerun the same command to resume")
+        _console.print("interrupted: trials stopped; rerun the same command to resume")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (e.g. from a job scheduler) stops a run as Ctrl-C does: cleanly, resumably."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _setup_logging() -> None:
+    """Local mode's notices (e.g. "container images are ignored") as one line each on stderr."""
+    logger = logging.getLogger("pykatib_local")
+    if any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("pykatib: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (tests and embedders replace it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
             stored = session.store.get(Experiment, namespace, name)
         except NotFoundError:
             session.store.create(prepared)
-            _console.print(f"experiment {namespace}/{name}: starting (state in {session.workdir})")
+            _console.print(f"experiment {namespace}/{name}: starting (state in {session.workdir})", soft_wrap=True)
         else:
             if stored.spec != prepared.spec:
                 raise ValidationError(
@@ -117,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         _out.print(_trials_table(final, trials))
         _out.print(summaries.optimal_text(final))
         path = _write_report(session, final, trials)
-        _console.print(f"report: {path}")
+        _console.print(f"report: {path}", soft_wrap=True, highlight=False)
     return 1 if summaries.failed(final) else 0
 
 
@@ -150,7 +191,7 @@ def load_experiment(path: Path) -> Experiment:
     except OSError as exc:
         raise ValidationError(str(path), f"cannot read it: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ValidationError(str(path), f"is not valid YAML: {exc}") from None
+        raise ValidationError(str(path), f"is not valid YAML: {_yaml_problem(exc)}") from None
     found = [d for d in documents if isinstance(d, dict) and d.get("kind") == constants.EXPERIMENT_KIND]
     if len(found) != 1:
         raise ValidationError(str(path), f"must hold exactly one Experiment (found {len(found)})")
@@ -158,6 +199,13 @@ def load_experiment(path: Path) -> Experiment:
         return Experiment.from_api(found[0])
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ValidationError(str(path), f"is not a valid Experiment: {exc}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what, and where."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -201,12 +249,14 @@ def _describe(args: argparse.Namespace) -> int:
             obj = session.store.get(Experiment, args.namespace, args.name)
         else:
             obj = session.store.get(Trial, args.namespace, args.name)
-        _out.print(yaml.safe_dump(obj.to_api(), sort_keys=False), highlight=False)
+        _out.print(escape(yaml.safe_dump(obj.to_api(), sort_keys=False)), highlight=False, soft_wrap=True)
         if args.what == "trial":
             logs = session.db.get(args.name, timeout=60)
             _out.print(f"metric logs ({len(logs)}):")
             for log in logs:
-                _out.print(f"  {log.time_stamp}  {log.metric.name}={log.metric.value}", highlight=False)
+                _out.print(
+                    escape(f"  {log.time_stamp}  {log.metric.name}={log.metric.value}"), highlight=False, soft_wrap=True
+                )
     return 0
 
 
@@ -214,7 +264,7 @@ def _report(args: argparse.Namespace) -> int:
     with _reader(args) as session:
         experiment = session.store.get(Experiment, args.namespace, args.name)
         trials = session.store.list_trials(args.namespace, experiment=args.name)
-        _out.print(str(_write_report(session, experiment, trials)))
+        _out.print(str(_write_report(session, experiment, trials)), soft_wrap=True, highlight=False)
     return 0
 
 

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from katib_core import constants, metric_parsing, planning, suggestions, timestamps, trial_reconcile
+from katib_core import (
+    constants,
+    metric_parsing,
+    planning,
+    suggestions,
+    timestamps,
+    trial_conditions,
+    trial_reconcile,
+)
 from katib_core.constants import CollectorKind
 from katib_core.errors import KatibError, NotFoundError, ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
@@ -96,12 +104,13 @@ class ExperimentRunner:
         """Drive the Experiment until it is finished; on ``stop``, stop its trial processes (resumable)."""
         try:
             while not stop.is_set():
-                experiment, trials, finished = self._pass(namespace, name)
+                experiment, trials, finished, changed = self._pass(namespace, name)
                 if on_progress is not None:
                     on_progress(Progress(experiment, tuple(trials)))
                 if finished:
                     return experiment
-                self._wake.wait(self._poll)
+                if not changed:  # a trial that just finished frees a slot: plan again at once
+                    self._wake.wait(self._poll)
                 self._wake.clear()
         finally:
             self.stop_all()
@@ -117,7 +126,11 @@ class ExperimentRunner:
 
     # -- one pass --------------------------------------------------------------------------
 
-    def _pass(self, namespace: str, name: str) -> tuple[Experiment, list[Trial], bool]:
+    def _pass(self, namespace: str, name: str) -> tuple[Experiment, list[Trial], bool, bool]:
+        """One pass: plan the Experiment, create Trials, reconcile the live ones.
+
+        Returns the Experiment, its Trials, whether it is finished, and whether any Trial changed.
+        """
         now = _now()
         experiment = self._store.get(Experiment, namespace, name)
         trials = self._store.list_trials(namespace, experiment=name)
@@ -136,9 +149,15 @@ class ExperimentRunner:
         if plan.status != experiment.status:
             experiment = self._store.update(experiment.model_copy(update={"status": plan.status}))
         if plan.finished:
-            return experiment, trials, True
-        trials = [self._reconcile(plan.experiment, trial) for trial in trials]
-        return experiment, trials, False
+            return experiment, trials, True, False
+        reconciled = [self._reconcile(plan.experiment, trial) if self._live(trial) else trial for trial in trials]
+        changed = any(new is not old for new, old in zip(reconciled, trials, strict=True))
+        return experiment, reconciled, False, changed or bool(plan.trials_to_create)
+
+    def _live(self, trial: Trial) -> bool:
+        """Whether a pass has anything to do for ``trial``: finished ones without a process are left be."""
+        name = trial.metadata.name if trial.metadata else None
+        return not trial_conditions.is_completed(trial.status) or name in self._jobs
 
     def _reconcile(self, experiment: Experiment, trial: Trial) -> Trial:
         name = trial.metadata.name if trial.metadata and trial.metadata.name else ""
@@ -171,7 +190,10 @@ class ExperimentRunner:
         if devices is None:
             return False
         if not self._noticed_images and containers.image(trial):
-            _log.info("local mode runs trial commands on this machine; container images are ignored")
+            _log.info(
+                "local mode: container images are ignored (%s); trial commands run on this machine",
+                containers.image(trial),
+            )
             self._noticed_images = True
         env = {
             constants.TRIAL_NAME_ENV: meta.name,

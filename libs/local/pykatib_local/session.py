@@ -49,6 +49,10 @@ class LocalSession:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def db_address(self) -> str:
         return self.server.address
 

@@ -40,6 +40,8 @@ class LocalStore:
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._versions = itertools.count(int(timestamps.utc_now().timestamp() * 1000))
+        #: path → (file identity, parsed object): a pass over N trials re-reads only changed files.
+        self._parsed: dict[Path, tuple[tuple[int, int, int], KatibModel]] = {}
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class LocalStore:
         with self._lock:
             path = self._path(kind, namespace, name, experiment)
             try:
-                return model.from_api(json.loads(path.read_text()))
+                return self._load(model, path)
             except FileNotFoundError:
                 raise NotFoundError(f"{kind} {namespace}/{name} not found") from None
 
@@ -104,11 +106,12 @@ class LocalStore:
             path = self._path(kind, namespace, name, experiment or _experiment_of(obj))
             if not path.exists():
                 raise NotFoundError(f"{kind} {namespace}/{name} not found")
-            stored = obj.model_copy(deep=True)
-            meta = stored.metadata  # type: ignore[attr-defined]
-            meta.resource_version = str(next(self._versions))
+            meta = obj.metadata  # type: ignore[attr-defined]
+            changes: dict[str, Any] = {"resource_version": str(next(self._versions))}
             if spec_changed:
-                meta.generation = (meta.generation or 1) + 1
+                changes["generation"] = (meta.generation or 1) + 1
+            # Shallow: the caller's object is left as it was, and nothing is deep-copied per write.
+            stored = obj.model_copy(update={"metadata": meta.model_copy(update=changes)})
             _write(path, stored)
             return stored
 
@@ -119,6 +122,7 @@ class LocalStore:
             if not (directory / _FILES[constants.EXPERIMENT_KIND]).exists():
                 raise NotFoundError(f"Experiment {namespace}/{name} not found")
             shutil.rmtree(directory)
+            self._parsed = {p: v for p, v in self._parsed.items() if directory not in p.parents}
 
     def list_experiments(self, namespace: str | None = None) -> list[Experiment]:
         with self._lock:
@@ -145,9 +149,16 @@ class LocalStore:
         for ns in [namespace] if namespace else self.namespaces():
             yield from (self.root / ns).glob(pattern)
 
-    @staticmethod
-    def _load(model: type[M], path: Path) -> M:
-        return model.from_api(json.loads(path.read_text()))
+    def _load(self, model: type[M], path: Path) -> M:
+        """A stored object, parsed once per version of its file (callers must not mutate it)."""
+        stat = path.stat()
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == key and isinstance(cached[1], model):
+            return cached[1]
+        parsed = model.from_api(json.loads(path.read_text()))
+        self._parsed[path] = (key, parsed)
+        return parsed
 
 
 def _identity(obj: KatibModel) -> tuple[str, str, str]:

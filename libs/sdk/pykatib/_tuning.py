@@ -63,6 +63,7 @@ def build_experiment(
     pip_index_urls: Sequence[str] | None = DEFAULT_PIP_INDEX_URLS,
     metrics_collector_config: Mapping[str, Any] | None = None,
     trial_active_deadline_seconds: int | None = None,
+    trials_have_pykatib: bool = False,
 ) -> Experiment:
     """The Experiment ``tune`` creates for a custom objective function (see the module docstring).
 
@@ -90,7 +91,7 @@ def build_experiment(
     distributed = _is_trainer_resources(resources_per_trial) and (
         resources_per_trial.num_workers > 1 or resources_per_trial.num_procs_per_worker > 1
     )
-    if packages_to_install is None and kind == constants.CollectorKind.PUSH:
+    if packages_to_install is None and kind == constants.CollectorKind.PUSH and not trials_have_pykatib:
         install = _install_unless_importable("pykatib", [f"pykatib=={__version__}"], pip_index_urls)
     elif packages_to_install is not None:
         install = _pip_install(packages_to_install, pip_index_urls)

@@ -113,6 +113,16 @@ def test_stdout_default_installs_nothing_and_packages_are_installed_as_given() -
     assert "import pykatib' >/dev/null" not in script
 
 
+def test_push_trials_of_a_backend_that_provides_pykatib_probe_and_install_nothing() -> None:
+    """Local mode's trials import pykatib from the runner's environment: no probe process, no pip."""
+    script = container(build(trials_have_pykatib=True))["args"][0]
+    assert script.startswith("\nprogram_path=$(mktemp -d)\n")
+    assert "pip" not in script
+    explicit = container(build(trials_have_pykatib=True, packages_to_install=["numpy"]))["args"][0]
+    assert "--prefer-binary" in explicit
+    assert "numpy" in explicit  # asked for explicitly: still installed
+
+
 def test_options_map_to_fields() -> None:
     experiment = build(
         objective_goal=0.9,

@@ -157,6 +157,7 @@ class KatibClient:
         if any(p is not None for p in llm):
             raise ValueError("pykatib's tune() supports custom objective functions only; use kubeflow-katib for LLMs")
         experiment = _tuning.build_experiment(
+            trials_have_pykatib=self.backend.trials_have_pykatib,
             name=name,
             namespace=namespace or self.namespace,
             objective=objective,
@@ -266,7 +267,7 @@ class KatibClient:
         namespace: str | None = None,
         expected_condition: str = _Condition.SUCCEEDED,
         timeout: int = 600,
-        polling_interval: int = 15,
+        polling_interval: float = 15,
         apiserver_timeout: int = DEFAULT_TIMEOUT,
     ) -> Experiment:
         """Poll until the Experiment has ``expected_condition`` (default Succeeded); return it.

@@ -22,6 +22,8 @@ class Backend(abc.ABC):
 
     #: The namespace used when a call passes none.
     namespace: str
+    #: Whether this backend's trials can always import pykatib (tune() then installs nothing for Push).
+    trials_have_pykatib: bool = False
 
     @abc.abstractmethod
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:

@@ -1,0 +1,198 @@
+"""The `pykatib` command: run/resume a YAML, read the state back, errors without tracebacks, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from katib_core.models import Experiment
+from pykatib_local import cli
+from pykatib_local.session import LocalSession
+
+STDOUT_TRAIN = """
+    import sys
+    x = float(sys.argv[1])
+    for epoch in range(3):
+        print(f"epoch {epoch} loss={(x - 0.25) ** 2 + 0.1 / (epoch + 1):.6f}")
+"""
+
+SLOW_PUSH_TRAIN = """
+    import os, sys, time, pykatib
+    with open(os.environ["PIDS"], "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    time.sleep(float(os.environ.get("NAP", "0")))
+    pykatib.report_metrics({"loss": float(sys.argv[1])})
+"""
+
+
+def write_experiment(path: Path, name: str, script: str, *, collector: str = "StdOut", **spec: object) -> Path:
+    document = {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "5"}]},
+            "parallelTrialCount": 2,
+            "maxTrialCount": 4,
+            "metricsCollectorSpec": {"collector": {"kind": collector}},
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+            "trialTemplate": {
+                "primaryContainerName": "train",
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "trialSpec": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [
+                                    {
+                                        "name": "train",
+                                        "image": "docker.io/library/python:3.11",
+                                        "command": ["python3", "-c", textwrap.dedent(script), "${trialParameters.x}"],
+                                    }
+                                ],
+                            }
+                        }
+                    },
+                },
+            },
+            **spec,
+        },
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def pykatib(workdir: Path, *args: str) -> int:
+    return cli.main(["--workdir", str(workdir), *args])
+
+
+def test_run_prints_table_best_and_report_then_resumes_as_a_no_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    spec = write_experiment(tmp_path / "exp.yaml", "cli-stdout", STDOUT_TRAIN)
+    assert pykatib(work, "run", str(spec), "--local") == 0
+    out, err = capsys.readouterr()
+    assert "container images are ignored (docker.io/library/python:3.11)" in err
+    assert "report: " in err
+    report = Path(err.split("report: ")[1].splitlines()[0])
+    assert report.is_file()
+    assert "cli-stdout" in report.read_text()
+    assert out.count("cli-stdout-") >= 4 + 1  # 4 trial rows, and the best trial
+    assert "Succeeded" in out
+
+    assert pykatib(work, "run", str(spec), "--local", "--quiet") == 0
+    out, err = capsys.readouterr()
+    assert "resuming" in err
+    with LocalSession(work) as session:
+        assert len(session.store.list_trials("default", experiment="cli-stdout")) == 4  # nothing rerun
+
+    assert pykatib(work, "get", "experiments") == 0
+    out = capsys.readouterr().out
+    assert "cli-stdout" in out
+    assert "Succeeded" in out
+    assert pykatib(work, "get", "trials", "-e", "cli-stdout") == 0
+    trial = next(w for w in capsys.readouterr().out.split() if w.startswith("cli-stdout-"))
+    assert pykatib(work, "describe", "trial", trial) == 0
+    out = capsys.readouterr().out
+    assert "kind: Trial" in out
+    assert "metric logs (3):" in out  # StdOut: 3 epochs parsed, like the sidecar
+    assert pykatib(work, "describe", "experiment", "cli-stdout") == 0
+    assert "currentOptimalTrial" in capsys.readouterr().out
+    assert pykatib(work, "delete", "experiment", "cli-stdout") == 0
+    capsys.readouterr()
+    assert pykatib(work, "get", "experiments") == 0
+    assert "cli-stdout" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.yaml", "--local"], "missing.yaml: cannot read it"),
+        (["run", "bad.yaml", "--local"], "bad.yaml: is not valid YAML"),
+        (["run", "invalid.yaml", "--local"], "spec.parallelTrialCount"),
+        (["run", "good.yaml"], "--local"),
+        (["describe", "trial", "nope"], "nope"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text("kind: [unclosed")
+    write_experiment(tmp_path / "invalid.yaml", "invalid", STDOUT_TRAIN, parallelTrialCount=-1)
+    write_experiment(tmp_path / "good.yaml", "good", STDOUT_TRAIN)
+    (tmp_path / "work").mkdir()
+    assert pykatib(tmp_path / "work", *args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_run_stops_its_trials_and_a_rerun_finishes_it(tmp_path: Path, sig: signal.Signals) -> None:
+    work, pids = tmp_path / "work", tmp_path / "pids"
+    spec = write_experiment(
+        tmp_path / "exp.yaml", "interrupted", SLOW_PUSH_TRAIN, collector="Push", maxTrialCount=3, parallelTrialCount=2
+    )
+    env = {**os.environ, "PIDS": str(pids), "NAP": "60", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    command = [
+        sys.executable,
+        "-m",
+        "pykatib_local.cli",
+        "--workdir",
+        str(work),
+        "run",
+        str(spec),
+        "--local",
+        "--quiet",
+    ]
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and len(pids.read_text().split()) == 2):
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "the trials never started"
+        time.sleep(0.1)
+    run.send_signal(sig)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert "rerun the same command to resume" in err
+    assert "Traceback" not in err
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), f"trial process {pid} survived the interrupt"
+
+    env["NAP"] = "0"
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    with LocalSession(work) as session:
+        final = session.store.get(Experiment, "default", "interrupted")
+        assert final.status is not None
+        assert final.status.trials_succeeded == 3
+        assert len(session.store.list_trials("default", experiment="interrupted")) == 3  # no duplicates
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: its parent (the runner) is gone, init reaps it shortly.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
