@@ -194,6 +194,8 @@ def test_controllers_killed_mid_experiment_neither_duplicate_nor_lose(
     finally:
         for process in (*replicas.values(), trial_controller):
             process.kill()
+        for log in sorted(tmp_path.glob("*.log")):  # shown by pytest when the test failed
+            print(f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
 
 
 def holder(api: client.ApiClient, namespace: str) -> str:

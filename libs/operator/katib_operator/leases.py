@@ -2,7 +2,8 @@
 
 ``LeaderElector.acquire`` blocks until this process holds the Lease (it takes a free or expired
 one with a resourceVersion-guarded update); a thread then renews it every ``renew_seconds``.
-If renewals keep failing for longer than the lease lasts, ``on_lost`` is called and the process
+If renewals keep failing for ``renew_deadline`` (shorter than the lease, as in client-go, so
+the old leader stops before a standby can take over), ``on_lost`` is called and the process
 must stop reconciling (``main`` exits, as client-go's leader election does). ``release`` frees
 the Lease at shutdown so a standby takes over at once. Correctness never depends on it: every
 write is conditional (resourceVersions, trial names recorded before creation), so even two
@@ -45,7 +46,8 @@ class LeaderElector:
         api: a client allowed to get, create and update Leases in ``namespace``.
         lease_seconds: how long a holder's claim lasts without renewal.
         renew_seconds: how often the holder renews.
-        retry_seconds: how often a candidate retries.
+        renew_deadline: leadership is given up when no renewal succeeded for this long (< lease_seconds).
+        retry_seconds: how often a candidate retries (and a holder whose renewal failed).
         on_lost: called (once, from the renewal thread) when leadership is lost.
     """
 
@@ -58,6 +60,7 @@ class LeaderElector:
         identity: str,
         lease_seconds: float = 15.0,
         renew_seconds: float = 5.0,
+        renew_deadline: float = 10.0,
         retry_seconds: float = 2.0,
         on_lost: Callable[[], None] = lambda: None,
         now: Callable[[], datetime.datetime] = _now,
@@ -66,7 +69,10 @@ class LeaderElector:
         self.name, self.namespace, self.identity = name, namespace, identity
         self._path = kubeapi.path("coordination.k8s.io", "v1", "leases", namespace, name)
         self._lease_seconds = lease_seconds
+        if not 0 < renew_deadline < lease_seconds:
+            raise ValueError(f"renew_deadline must be in (0, lease_seconds={lease_seconds}); got {renew_deadline}")
         self._renew_seconds = renew_seconds
+        self._renew_deadline = renew_deadline
         self._retry_seconds = retry_seconds
         self._on_lost = on_lost
         self._now = now
@@ -140,11 +146,13 @@ class LeaderElector:
 
     def _renew(self) -> None:
         last = time.monotonic()
-        while not self._stop.wait(self._renew_seconds):
+        pause = self._renew_seconds
+        while not self._stop.wait(pause):
             if self.try_acquire():
-                last = time.monotonic()
+                last, pause = time.monotonic(), self._renew_seconds
                 continue
-            if time.monotonic() - last > self._lease_seconds:
+            pause = self._retry_seconds
+            if time.monotonic() - last > self._renew_deadline:
                 self.leading = False
                 log.error("lease %s/%s: leadership lost by %s", self.namespace, self.name, self.identity)
                 self._on_lost()

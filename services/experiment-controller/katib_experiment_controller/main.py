@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from katib_core import constants
@@ -24,17 +25,20 @@ from katib_suggest import Suggester
 PROG = "katib-experiment-controller"
 #: Trial changes reach their Experiment this much later, so a burst of them costs one status write.
 TRIAL_EVENT_DELAY = 0.5
+#: Trials created at once by one reconcile (a parallelTrialCount of 100 is 100 creates).
+TRIAL_CREATORS = 8
 
 
 def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: Any = None) -> running.Controller:
     """The controller with real collaborators (``main`` and the tests share this)."""
-    api = kubeapi.KubeApi(config, pool_size=settings.workers + 4)
+    api = kubeapi.KubeApi(config, pool_size=settings.workers + TRIAL_CREATORS + 4)
     experiments: ObjectCache[Experiment] = ObjectCache(Experiment.from_api, trim=resources.without_managed_fields)
     trials: ObjectCache[Trial] = ObjectCache(
         Trial.from_api, trim=resources.trial_summary, index_label=constants.EXPERIMENT_LABEL
     )
     records: ObjectCache[Suggestion] = ObjectCache(Suggestion.from_api, trim=resources.without_managed_fields)
     recorder = EventRecorder(api, component=PROG, level=settings.events)
+    creators = ThreadPoolExecutor(TRIAL_CREATORS, thread_name_prefix="trial-create")
     reconciler = ExperimentReconciler(
         objects=Objects(api),
         experiments=experiments,
@@ -43,6 +47,7 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
         suggester=Suggester(),
         recorder=recorder,
         api=api,
+        creators=creators,
     )
 
     def on_experiment(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
@@ -68,6 +73,11 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
             identity=settings.identity,
             on_lost=on_lost or (lambda: None),
         )
+
+    def stop() -> None:
+        recorder.stop()
+        creators.shutdown(wait=True)
+
     group, version = constants.GROUP, constants.VERSION
     return running.Controller(
         name=PROG,
@@ -80,7 +90,7 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
         workers=settings.workers,
         elector=elector,
         on_start=recorder.start,
-        on_stop=recorder.stop,
+        on_stop=stop,
         login=lambda: connecting.connection_info(config),
     )
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import yaml
@@ -50,6 +51,7 @@ class ExperimentReconciler:
         api: KubeApi | None = None,
         now: Callable[[], str] = _now,
         rng: random.Random | None = None,
+        creators: ThreadPoolExecutor | None = None,
     ) -> None:
         self._objects = objects
         self._experiments = experiments
@@ -60,6 +62,7 @@ class ExperimentReconciler:
         self._api = api
         self._now = now
         self._rng = rng or random.Random()
+        self._creators = creators
 
     def __call__(self, key: Key) -> Result:
         namespace, name = key
@@ -95,8 +98,7 @@ class ExperimentReconciler:
                 suggestions.record(current, plan.experiment, reply, taken=taken, rng=self._rng, now=now), create=False
             )
             plan = planning.with_recorded(plan, record, template=template)
-        for trial in plan.trials_to_create:
-            self._create_trial(namespace, trial)
+        self._create_trials(namespace, plan.trials_to_create)
         if planning.status_changed(experiment.status, plan.status):
             updated = self._objects.replace_status(resources.EXPERIMENTS, raw, plan.status.to_api())
             self._experiments.put(updated)
@@ -124,6 +126,21 @@ class ExperimentReconciler:
         self._suggestions.put(resources.without_managed_fields(updated))
         parsed = self._suggestions.get((meta["namespace"], meta["name"]))  # parsed once, kept for the next pass
         return parsed if parsed is not None else Suggestion.from_api(updated)
+
+    def _create_trials(self, namespace: str, trials: Sequence[Trial]) -> None:
+        """Create ``trials``, several at a time when there is a pool: each create waits on an etcd write.
+
+        Their names are recorded already, so the order does not matter; the first failure is raised
+        once every create has been tried (the next pass creates what is still missing).
+        """
+        if self._creators is None or len(trials) < 2:
+            for trial in trials:
+                self._create_trial(namespace, trial)
+            return
+        futures = [self._creators.submit(self._create_trial, namespace, trial) for trial in trials]
+        errors = [exc for exc in (f.exception() for f in futures) if exc is not None]
+        if errors:
+            raise errors[0]
 
     def _create_trial(self, namespace: str, trial: Trial) -> None:
         try:
