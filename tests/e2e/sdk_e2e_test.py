@@ -1,0 +1,313 @@
+"""The SDKs against a whole Katib installation: whatever ``KATIB_E2E_KUBECONFIG`` points at (kind
+with ``infra/install`` in CI), else the real test control plane with the services as processes
+(``system.py`` says how). Every test gets its own namespace; trials really run and really push.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+import pykatib as katib
+from e2e import system as system_mod
+from e2e.system import GROUP, VERSION, System
+from katib_dbmanager.server import DBManagerServer
+from katib_testcluster import polling
+from katib_testcluster.cluster import Cluster
+from pykatib import dbmanager
+
+#: Where runtime_package_dependencies puts the official SDK's tune() runner.
+OFFICIAL_TUNE_PEX = Path("official-tune.pex").absolute()
+#: StdOut trials write here (Katib's default metrics file); the node agent emulates no volumes.
+METRICS_DIR = Path("/var/log/katib")
+
+
+@pytest.fixture(scope="session")
+def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    try:
+        installed = system_mod.from_environment(os.environ)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if installed is not None:
+        yield installed
+        return
+    cluster: Cluster = request.getfixturevalue("k8s_cluster")
+    db: DBManagerServer = request.getfixturevalue("db_manager")
+    workdir = tmp_path_factory.mktemp("system")
+    scope = os.urandom(5).hex()
+    pair = cluster.pki.issue_serving_cert(f"katib-webhook-{scope}")
+    with system_mod.webhook(
+        kubeconfig=cluster.kubeconfig,
+        api=cluster.api_client,
+        cert=pair.cert,
+        key=pair.key,
+        ca_pem=cluster.pki.ca_pem,
+        db_address=db.address,
+        scope=scope,
+        workdir=workdir,
+    ) as hook:
+
+        def controllers(namespace: str) -> contextlib.AbstractContextManager[None]:
+            return system_mod.controllers(
+                kubeconfig=cluster.kubeconfig, db_address=db.address, namespace=namespace, workdir=workdir
+            )
+
+        yield System(
+            kubeconfig=cluster.kubeconfig,
+            api=cluster.api_client,
+            db_manager_address=db.address,
+            scope=scope,
+            trial_image="docker.io/library/python:3.11-slim",  # the node agent ignores images
+            official_trial={"base_image": "docker.io/library/python:3.11-slim"},
+            installed=False,
+            controllers=controllers,
+        )
+        print("--- webhook", hook.tail(40), sep="\n")
+
+
+@pytest.fixture()
+def namespace(system: System, request: pytest.FixtureRequest) -> Iterator[str]:
+    with system.namespace(request.node.name.removeprefix("test_").replace("_", "-")) as name:
+        system_mod.wait_for_webhooks(system.api, name)
+        yield name
+
+
+def katib_client(system: System, namespace: str) -> katib.KatibClient:
+    return katib.KatibClient(config_file=str(system.kubeconfig), namespace=namespace)
+
+
+def metric_logs(system: System, trial: str) -> list[tuple[str, str, str]]:
+    with contextlib.closing(dbmanager.open_channel(system.db_manager_address)) as channel:
+        logs = dbmanager.DBManagerClient(channel).get(trial, timeout=30)
+    return [(log.time_stamp, log.metric.name, log.metric.value) for log in logs]
+
+
+def trials(system: System, namespace: str, experiment: str) -> list[dict[str, Any]]:
+    found: Any = client.CustomObjectsApi(system.api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "trials", label_selector=f"katib.kubeflow.org/experiment={experiment}"
+    )
+    return list(found["items"])
+
+
+def conditions(body: dict[str, Any]) -> set[str]:
+    """The types of the conditions that hold."""
+    return {c["type"] for c in (body.get("status") or {}).get("conditions") or () if c["status"] == "True"}
+
+
+def push_objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial
+    import pykatib as katib
+
+    x = float(parameters["x"])
+    for step in range(3):
+        katib.report_metrics({"loss": (x - 0.3) ** 2 + 0.01 / (step + 1)}, step=step)
+
+
+def stdout_objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial
+    x = float(parameters["x"])
+    for step in range(3):
+        print(f"epoch {step}")
+        print(f"loss={(x - 0.3) ** 2 + 0.01 / (step + 1)}", flush=True)
+
+
+def silent_objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial
+    print("training without reporting anything", parameters)
+
+
+def tune(system: System, namespace: str, name: str, objective: Any, kind: str, **kwargs: Any) -> katib.KatibClient:
+    """pykatib's ``tune()`` of ``objective`` over x ∈ [0, 1], minimising ``loss``."""
+    tuner = katib_client(system, namespace)
+    arguments: dict[str, Any] = {
+        "max_trial_count": 3,
+        "parallel_trial_count": 3,
+        "base_image": system.trial_image,
+        **kwargs,
+    }
+    tuner.tune(
+        name=name,
+        objective=objective,
+        parameters={"x": katib.search.double(min=0.0, max=1.0)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        metrics_collector_config={"kind": kind},
+        **arguments,
+    )
+    return tuner
+
+
+def assert_optimal_is_the_best_trial(
+    system: System, namespace: str, name: str, katib_client: katib.KatibClient
+) -> None:
+    optimal = katib_client.get_optimal_hyperparameters(name, namespace)
+    assert optimal is not None
+    assert optimal.observation is not None
+    assert optimal.observation.metrics
+    assert optimal.parameter_assignments
+    assert optimal.parameter_assignments[0].name == "x"
+    (loss,) = (m for m in optimal.observation.metrics if m.name == "loss")
+    found = trials(system, namespace, name)
+    assert [conditions(t) & {"Succeeded"} for t in found] == [{"Succeeded"}] * 3
+    best = min(
+        found,
+        key=lambda t: float(next(m["min"] for m in t["status"]["observation"]["metrics"] if m["name"] == "loss")),
+    )
+    assert optimal.best_trial_name == best["metadata"]["name"]
+    # Minimising: the loss that counts is the smallest a trial pushed, and the DB manager has them all.
+    pushed = [float(v) for _, metric, v in metric_logs(system, best["metadata"]["name"]) if metric == "loss"]
+    assert len(pushed) == 3
+    assert float(str(loss.min)) == min(pushed)
+
+
+def test_tune_with_push_succeeds_with_an_optimal_trial(system: System, namespace: str) -> None:
+    katib_client = tune(system, namespace, "push", push_objective, "Push")
+    katib_client.wait_for_experiment_condition("push", namespace, timeout=600, polling_interval=1)
+    assert_optimal_is_the_best_trial(system, namespace, "push", katib_client)
+
+
+@pytest.fixture()
+def _metrics_dir(system: System) -> None:
+    if system.installed:
+        return
+    try:
+        METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        pytest.fail(f"StdOut trials on the node agent write {METRICS_DIR} (no emptyDir emulation): {exc}")
+
+
+@pytest.mark.usefixtures("_metrics_dir")
+def test_tune_with_stdout_succeeds_through_the_sidecar(system: System, namespace: str) -> None:
+    # On the node agent every StdOut trial shares METRICS_DIR (no volumes): one trial at a time.
+    katib_client = tune(
+        system, namespace, "stdout", stdout_objective, "StdOut", parallel_trial_count=3 if system.installed else 1
+    )
+    katib_client.wait_for_experiment_condition("stdout", namespace, timeout=900, polling_interval=1)
+    assert_optimal_is_the_best_trial(system, namespace, "stdout", katib_client)
+    for trial in trials(system, namespace, "stdout"):
+        # The sidecar stored the parsed lines: three losses, nothing else from the log.
+        assert [m for _, m, _ in metric_logs(system, trial["metadata"]["name"])] == ["loss"] * 3
+
+
+def test_a_push_trial_that_never_reports_is_metrics_unavailable(system: System, namespace: str) -> None:
+    katib_client = tune(
+        system, namespace, "silent", silent_objective, "Push", max_trial_count=1, parallel_trial_count=1
+    )
+
+    def settled() -> list[dict[str, Any]] | None:
+        found = trials(system, namespace, "silent")
+        return found if found and "MetricsUnavailable" in conditions(found[0]) else None
+
+    (trial,) = polling.wait_until(settled, timeout=600, what="the silent trial to be MetricsUnavailable", interval=1)
+    assert "Succeeded" not in conditions(trial)
+    # Katib's sentinel: the trial's objective recorded as unavailable at the zero time.
+    assert metric_logs(system, trial["metadata"]["name"]) == [("0001-01-01T00:00:00Z", "loss", "unavailable")]
+    assert katib_client.get_optimal_hyperparameters("silent", namespace) is None
+
+
+@pytest.fixture(scope="session")
+def official_tune(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official SDK's tune() runner as a venv (its site-packages also serve node-agent trials)."""
+    if not OFFICIAL_TUNE_PEX.exists():
+        pytest.fail(f"{OFFICIAL_TUNE_PEX} is missing: run under Pants (./pants test tests/e2e:sdk)", pytrace=False)
+    venv = tmp_path_factory.mktemp("official") / "venv"
+    subprocess.run(
+        [sys.executable, str(OFFICIAL_TUNE_PEX), "venv", "--collisions-ok", str(venv)],
+        env={**os.environ, "PEX_TOOLS": "1"},
+        check=True,
+    )
+    return venv
+
+
+def test_official_sdk_tune_with_push_is_accepted_and_completed(
+    system: System, namespace: str, official_tune: Path
+) -> None:
+    extra = dict(system.official_trial)
+    if not system.installed:  # trials run with this machine's interpreter: give them the official SDK
+        (site,) = official_tune.glob("lib/python3*/site-packages")
+        extra["env_per_trial"] = {"PYTHONPATH": str(site)}
+    done = subprocess.run(
+        [str(official_tune / "pex"), str(system.kubeconfig), namespace, "official", json.dumps(extra)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    spec = result["experiment"]["spec"]
+    assert spec["metricsCollectorSpec"]["collector"]["kind"] == "Push"
+    assert spec["trialTemplate"]["primaryContainerName"] == "training-container"
+    optimal = result["optimal"]
+    assert optimal["parameterAssignments"][0]["name"] == "x"
+    assert [m["name"] for m in optimal["observation"]["metrics"]] == ["loss"]
+    found = trials(system, namespace, "official")
+    assert [conditions(t) & {"Succeeded"} for t in found] == [{"Succeeded"}] * 3
+    for trial in found:
+        assert [m for _, m, _ in metric_logs(system, trial["metadata"]["name"])] == ["loss"] * 3
+
+
+def test_the_webhook_denies_a_bad_experiment(system: System, namespace: str) -> None:
+    # Sent as raw JSON: pykatib's client would refuse it before the API server sees it.
+    custom = client.CustomObjectsApi(system.api)
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Experiment",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "no-such-algorithm"},
+            "maxTrialCount": 2,
+            "parallelTrialCount": 5,
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "1", "max": "0"}}],
+            "trialTemplate": {
+                "primaryContainerName": "training-container",
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "trialSpec": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [
+                                    {"name": "training-container", "image": "python:3.11-slim", "command": ["true"]}
+                                ],
+                            }
+                        }
+                    },
+                },
+            },
+        },
+    }
+    with pytest.raises(ApiException) as caught:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", body)
+    assert caught.value.status == 400
+    message = json.loads(str(caught.value.body))["message"]
+    assert 'admission webhook "validator.experiment.katib.kubeflow.org" denied the request' in message
+    assert "spec.algorithm.algorithmName" in message
+    assert "no-such-algorithm" in message
+    with pytest.raises(ApiException):
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", "bad")
+
+
+def test_deleting_an_experiment_deletes_its_metrics(system: System, namespace: str) -> None:
+    katib_client = tune(system, namespace, "doomed", push_objective, "Push", max_trial_count=2, parallel_trial_count=2)
+    katib_client.wait_for_experiment_condition("doomed", namespace, timeout=600, polling_interval=1)
+    names = [t["metadata"]["name"] for t in trials(system, namespace, "doomed")]
+    # pykatib stores each report's step as metric pykatib.step next to the loss.
+    assert [sorted({m for _, m, _ in metric_logs(system, n)}) for n in names] == [["loss", "pykatib.step"]] * 2
+    katib_client.delete_experiment("doomed", namespace)
+
+    def cleaned() -> bool:
+        return not trials(system, namespace, "doomed") and not any(metric_logs(system, n) for n in names)
+
+    # The trial controller's finalizer clean-metrics-in-db: DeleteObservationLog before the Trial goes.
+    polling.wait_until(cleaned, timeout=300, what="the trials and their metric logs to be deleted", interval=1)
