@@ -133,3 +133,39 @@ def test_the_healthcheck_passes_on_a_serving_container(
     finally:
         server.terminate()
         server.wait(30)
+
+
+#: The machine-wide pip config of the dev image pins a constraints file (docs/build.md).
+PIP_ENV = {"XDG_CONFIG_DIRS": "/nonexistent", "PIP_CONFIG_FILE": "/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def test_the_trial_image_installs_pykatib_from_the_wheels(tmp_path: Path) -> None:
+    """infra/trial-image: ``pip install --find-links /tmp/wheels pykatib`` (dependencies from the index)."""
+    recipe = steps("pykatib-trial")
+    assert ("COPY", "dist/*.whl /tmp/wheels/") in recipe
+    (run,) = (args for keyword, args in recipe if keyword == "RUN" and "pip install" in args)
+    install = shlex.split(run.split("&&")[0])
+    assert install[:2] == ["pip", "install"]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for wheel in Path().rglob("pykatib*.whl"):
+        (wheels / wheel.name).write_bytes(wheel.read_bytes())
+    assert {w.name.split("-")[0] for w in wheels.iterdir()} == {"pykatib", "pykatib_core", "pykatib_api"}
+    env = {**os.environ, **PIP_ENV}
+    if "PIP_CERT" not in env and SYSTEM_CA.exists():
+        env["PIP_CERT"] = str(SYSTEM_CA)
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True, env=env, timeout=300)
+    python = tmp_path / "venv" / "bin" / "python"
+    argv = [str(wheels) if a == "/tmp/wheels" else a for a in install[2:]]
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # What a Push trial's script checks before it would fall back to pip (pykatib._tuning).
+    subprocess.run([str(python), "-c", "import pykatib; pykatib.report_metrics"], check=True, timeout=120)
