@@ -194,3 +194,36 @@ def build_trial(
             labels=dict(assignment.labels) if assignment.labels else None,
         ),
     )
+
+
+#: Job kinds whose Pod template we know (``apiVersion``, ``kind``) → path of the template.
+_POD_TEMPLATES: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {("batch/v1", "Job"): ("spec", "template")}
+
+
+def job_object(
+    run_spec: Mapping[str, Any], *, trial_name: str, trial_namespace: str, experiment: str | None
+) -> dict[str, Any]:
+    """The job the trial controller creates from a Trial's ``runSpec`` (the owner reference is the shell's).
+
+    The job gets the labels ``katib.kubeflow.org/trial`` and ``…/experiment``. So does the Pod
+    template of a kind whose template we know (``batch/v1`` Job): its Pods then say which Trial
+    they run, and the pod webhook registered for such Pods (``failurePolicy: Fail``) injects
+    ``KATIB_TRIAL_NAME`` before they can start, even while the webhook is briefly unreachable.
+    ``run_spec`` is not changed.
+    """
+    body: dict[str, Any] = copy.deepcopy(dict(run_spec))
+    labels = {constants.TRIAL_LABEL: trial_name}
+    if experiment:
+        labels[constants.EXPERIMENT_LABEL] = experiment
+    meta = body.setdefault("metadata", {})
+    meta["namespace"] = meta.get("namespace") or trial_namespace
+    meta["labels"] = {**labels, **(meta.get("labels") or {}), constants.TRIAL_LABEL: trial_name}
+    path = _POD_TEMPLATES.get((str(body.get("apiVersion")), str(body.get("kind"))))
+    if path is not None:
+        template = body
+        for key in path:
+            template = template.setdefault(key, {}) if isinstance(template, dict) else {}
+        if isinstance(template, dict):
+            pod_meta = template.setdefault("metadata", {})
+            pod_meta["labels"] = {**labels, **(pod_meta.get("labels") or {}), constants.TRIAL_LABEL: trial_name}
+    return body

@@ -94,3 +94,25 @@ def test_unresolvable_references_are_errors(reference: str) -> None:
         rendering.build_trial(
             experiment, TrialAssignment(name="t", parameter_assignments=[ParameterAssignment(name="lr", value="1")])
         )
+
+
+def test_a_trial_job_and_its_pods_say_which_trial_they_run() -> None:
+    run_spec = testing.job_template()
+    run_spec["metadata"] = {"name": "t", "labels": {"team": "a", constants.EXPERIMENT_LABEL: "kept"}}
+    job = rendering.job_object(run_spec, trial_name="t", trial_namespace="ns", experiment="exp")
+    assert job["metadata"] == {
+        "name": "t",
+        "namespace": "ns",
+        "labels": {constants.TRIAL_LABEL: "t", constants.EXPERIMENT_LABEL: "kept", "team": "a"},
+    }
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == {constants.TRIAL_LABEL: "t", constants.EXPERIMENT_LABEL: "exp"}
+    assert run_spec["metadata"]["labels"] == {"team": "a", constants.EXPERIMENT_LABEL: "kept"}  # untouched
+    assert "metadata" not in run_spec["spec"]["template"]
+
+
+def test_a_job_kind_of_unknown_shape_gets_labels_on_the_job_only() -> None:
+    run_spec = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "t"}, "spec": {}}
+    job = rendering.job_object(run_spec, trial_name="t", trial_namespace="ns", experiment=None)
+    assert job["metadata"]["labels"] == {constants.TRIAL_LABEL: "t"}
+    assert job["spec"] == {}

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from katib_core import constants, timestamps, trial_reconcile
+from katib_core import constants, rendering, timestamps, trial_reconcile
 from katib_core.errors import AlreadyExistsError, StorageError, ValidationError
 from katib_core.events import Event
 from katib_core.models import Trial
@@ -128,20 +128,16 @@ class TrialReconciler:
         return stored
 
     def _create_job(self, trial_raw: Mapping[str, Any], kind: JobKind, run_spec: Mapping[str, Any]) -> None:
-        meta = dict(run_spec.get("metadata") or {})
         trial_meta = trial_raw.get("metadata") or {}
-        labels = dict(meta.get("labels") or {})
-        labels[constants.TRIAL_LABEL] = str(trial_meta.get("name"))
-        experiment = (trial_meta.get("labels") or {}).get(constants.EXPERIMENT_LABEL)
-        if experiment:
-            labels.setdefault(constants.EXPERIMENT_LABEL, experiment)
-        meta["labels"] = labels
-        meta["ownerReferences"] = [owner_reference(trial_raw)]
-        body = {**run_spec, "metadata": meta}
+        body = rendering.job_object(
+            run_spec,
+            trial_name=str(trial_meta.get("name")),
+            trial_namespace=str(trial_meta.get("namespace")),
+            experiment=(trial_meta.get("labels") or {}).get(constants.EXPERIMENT_LABEL),
+        )
+        body["metadata"]["ownerReferences"] = [owner_reference(trial_raw)]
         try:
-            created = self._objects.create(
-                kind.resource, str(meta.get("namespace") or trial_meta.get("namespace")), body
-            )
+            created = self._objects.create(kind.resource, str(body["metadata"]["namespace"]), body)
         except AlreadyExistsError:
             return
         self._jobs.put(resources.job_summary(created))
