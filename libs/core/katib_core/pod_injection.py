@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from katib_core import constants, patches, stop_rules, training_markers
+from katib_core import constants, early_stopping, patches, stop_rules, training_markers
 from katib_core.constants import CollectorKind, FileSystemKind
 from katib_core.errors import ValidationError
 from katib_core.models import MetricsCollectorSpec, Trial
@@ -131,6 +131,8 @@ def mutate_pod(pod: Mapping[str, Any], trial: Trial, settings: InjectionSettings
     _add_env(containers[index], settings.db_manager_address)
     collector = spec.metrics_collector if spec else None
     kind = _kind(collector)
+    if kind == CollectorKind.PUSH:
+        _add_stop_rules_env(containers[index], trial)
     if not primary_pod or kind == CollectorKind.PUSH:
         return out
     if any(c.get("name") in (LOGGER_COLLECTOR_NAME, COLLECTOR_NAME) for c in containers):
@@ -148,6 +150,24 @@ def is_primary_pod(pod: Mapping[str, Any], primary_labels: Mapping[str, str] | N
 def _kind(collector: MetricsCollectorSpec | None) -> str:
     kind = collector.collector.kind if collector and collector.collector else None
     return kind or CollectorKind.STDOUT  # Katib's default collector
+
+
+def _add_stop_rules_env(container: dict[str, Any], trial: Trial) -> None:
+    """A Push trial's early-stopping rules, for the SDK to check on every report (no sidecar)."""
+    spec = trial.spec
+    rules = spec.early_stopping_rules if spec else None
+    objective = spec.objective if spec else None
+    if not rules or objective is None:
+        return
+    env: list[dict[str, Any]] = container.setdefault("env", [])
+    present = {var.get("name") for var in env}
+    wanted = {
+        early_stopping.RULES_ENV: early_stopping.encode_rules(rules),
+        early_stopping.OBJECTIVE_ENV: early_stopping.encode_objective(
+            objective.objective_metric_name or "", objective.type or ""
+        ),
+    }
+    env.extend({"name": name, "value": value} for name, value in wanted.items() if name not in present)
 
 
 def _add_env(container: dict[str, Any], db_manager_address: str) -> None:

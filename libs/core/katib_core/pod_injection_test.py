@@ -77,6 +77,19 @@ def test_push_gets_labels_and_env_and_nothing_else() -> None:
     assert patches.apply(original, ops) == pod_injection.mutate_pod(original, trial("Push"), SETTINGS)
 
 
+def test_a_push_trial_with_stop_rules_gets_them_in_env_for_the_sdk() -> None:
+    rules = [{"name": "loss", "value": "0.3", "comparison": "greater", "startStep": 4}]
+    stoppable = trial("Push", earlyStoppingRules=rules)
+    out = pod_injection.mutate_pod(pod(), stoppable, SETTINGS)
+    env = out["spec"]["containers"][0]["env"]
+    assert env[2:] == [
+        {"name": "KATIB_EARLY_STOPPING_RULES", "value": "loss;0.3;greater;4"},
+        {"name": "KATIB_EARLY_STOPPING_OBJECTIVE", "value": "loss;minimize"},
+    ]
+    assert len(out["spec"]["containers"]) == 1  # still no sidecar
+    assert pod_injection.pod_patch(out, stoppable, SETTINGS) == []  # idempotent
+
+
 def test_env_set_by_the_user_wins_and_mutation_is_idempotent() -> None:
     mine = {"name": "KATIB_DB_MANAGER_ADDRESS", "value": "db.other:6789"}
     container = {"name": "training-container", "command": ["python"], "env": [TRIAL_ENV, mine]}

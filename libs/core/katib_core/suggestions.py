@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from katib_core import aggregation, conditions, constants, rendering, trial_conditions
 from katib_core.constants import SuggestionConditionType, TrialConditionType
 from katib_core.models import (
+    EarlyStoppingRule,
     Experiment,
     ObjectMeta,
     ParameterAssignment,
@@ -199,8 +200,12 @@ def record(
     taken: Iterable[str],
     rng: random.Random,
     now: str,
+    early_stopping_rules: Sequence[EarlyStoppingRule] = (),
 ) -> Suggestion:
     """``suggestion`` with ``reply``'s assignments appended under fresh trial names.
+
+    ``early_stopping_rules`` (Katib's GetEarlyStoppingRules answer) go with each new assignment,
+    hence into the Trials created from them.
 
     Names avoid ``taken`` (existing trials) and every name already issued. An exhausted reply
     marks the Suggestion Succeeded (``SuggestionExhausted``).
@@ -216,7 +221,10 @@ def record(
         labels = reply.labels[index] if index < len(reply.labels) else None
         entries.append(
             TrialAssignment(
-                name=trial_name, parameter_assignments=[a.model_copy() for a in assignment], labels=labels or None
+                name=trial_name,
+                parameter_assignments=[a.model_copy() for a in assignment],
+                labels=labels or None,
+                early_stopping_rules=[r.model_copy() for r in early_stopping_rules] or None,
             )
         )
     status.suggestions = entries

@@ -18,6 +18,7 @@ MSG_RUNNING: Final = "Trial is running"
 MSG_SUCCEEDED: Final = "Trial has succeeded"
 MSG_METRICS_UNAVAILABLE: Final = "Metrics are not available"
 MSG_FAILED: Final = "Trial has failed"
+MSG_EARLY_STOPPED: Final = "Trial is early stopped"
 
 #: Conditions after which a trial never runs again.
 COMPLETED_TYPES: Final = (
@@ -149,3 +150,16 @@ def last_condition_type(status: TrialStatus | None) -> str | None:
     if status is None or not status.conditions:
         return None
     return status.conditions[-1].type
+
+
+def mark_early_stopped(status: TrialStatus, *, now: str) -> TrialStatus:
+    """EarlyStopped (reason ``TrialEarlyStopped``), as Katib's early-stopping service sets it."""
+    return _complete(
+        status,
+        TrialConditionType.EARLY_STOPPED,
+        TrialReason.EARLY_STOPPED,
+        MSG_EARLY_STOPPED,
+        job_reason="",
+        job_message="",
+        now=now,
+    )

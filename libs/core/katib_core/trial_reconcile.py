@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from katib_core import aggregation, constants, job_conditions, trial_conditions
+from katib_core import aggregation, constants, early_stopping, job_conditions, trial_conditions
 from katib_core.constants import CollectorKind, TrialConditionType
 from katib_core.events import NORMAL, WARNING, Event
 from katib_core.job_conditions import JobState
@@ -120,11 +120,13 @@ def plan_trial(trial: Trial, job: Mapping[str, Any] | None, *, now: str) -> Tria
         success_condition=(spec.success_condition if spec else None) or "",
         failure_condition=(spec.failure_condition if spec else None) or "",
     )
-    read = state.phase == JobPhase.SUCCEEDED or early_stopped
+    # A Push trial with stop rules may end either way after its verdict: its logs say which it was.
+    stoppable = bool(spec and spec.early_stopping_rules) and collector_kind(trial) == CollectorKind.PUSH
+    read = state.phase == JobPhase.SUCCEEDED or early_stopped or (stoppable and state.phase == JobPhase.FAILED)
     return TrialPlan(finalizer, JobAction.NONE, status, state, read, tuple(events))
 
 
-def conclude(  # noqa: PLR0911 - one return per outcome of §9.3 reads best
+def conclude(  # noqa: PLR0911, PLR0912 - one return per outcome of §9.3 reads best
     trial: Trial, plan: TrialPlan, rows: Sequence[aggregation.Row] | None, *, now: str
 ) -> TrialUpdate:
     """Finish the pass: observation from ``rows`` (read when ``plan.read_observation``), then conditions (§9.3).
@@ -149,6 +151,9 @@ def conclude(  # noqa: PLR0911 - one return per outcome of §9.3 reads best
     early_stopped = trial_conditions.holds(status, TrialConditionType.EARLY_STOPPED)
     name = job_name(trial)
     push = collector_kind(trial) == CollectorKind.PUSH
+    stopped = None if early_stopped or not push else _early_stopped(status, state, rows, name, now=now)
+    if stopped is not None:
+        return TrialUpdate(stopped[0], events=(*events, stopped[1]))
     if state.phase == JobPhase.SUCCEEDED and status.observation is None and not push:
         return TrialUpdate(plan.status, requeue_after=PULL_REQUEUE_SECONDS, events=plan.events)
     with_observation = trial.model_copy(update={"status": status})
@@ -183,3 +188,15 @@ def conclude(  # noqa: PLR0911 - one return per outcome of §9.3 reads best
         status = trial_conditions.mark_running(status, now=now)
         events.append(Event(NORMAL, "JobRunning", f"Job {name} is running"))
     return TrialUpdate(status, events=tuple(events))
+
+
+def _early_stopped(
+    status: TrialStatus, state: JobState, rows: Sequence[aggregation.Row] | None, name: str, *, now: str
+) -> tuple[TrialStatus, Event] | None:
+    """A finished Push job whose logs hold the SDK's early-stop marker: EarlyStopped (Katib's
+    SetTrialStatus, for Push). None otherwise."""
+    finished = state.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED)
+    if not finished or rows is None or not early_stopping.is_marked(rows):
+        return None
+    event = Event(NORMAL, "TrialEarlyStopped", f"Trial {name} has been early stopped")
+    return trial_conditions.mark_early_stopped(status, now=now), event

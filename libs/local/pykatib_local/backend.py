@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from katib_core import defaulting, validation
+from katib_core import defaulting, early_stopping, validation
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
@@ -124,6 +124,13 @@ def prepare(experiment: Experiment, namespace: str) -> Experiment:
         raise ValidationError(
             "spec.metricsCollectorSpec.collector.kind", f"{kind!r}: local mode runs Push and StdOut collectors only"
         )
+    stopping = defaulted.spec.early_stopping if defaulted.spec else None
+    if stopping is not None:
+        early_stopping.parse_settings(stopping)
+        if kind != "Push":
+            raise ValidationError(
+                "spec.earlyStopping", "local mode early-stops Push trials only (StdOut is parsed when a trial exits)"
+            )
     return defaulted
 
 

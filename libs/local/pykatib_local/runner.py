@@ -23,6 +23,7 @@ from typing import Any
 
 from katib_core import (
     constants,
+    early_stopping,
     metric_parsing,
     planning,
     suggestions,
@@ -88,6 +89,7 @@ class ExperimentRunner:
         self._poll = poll_interval
         self._rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
+        self._objective_logs: dict[str, list[str]] = {}
         self._wake = threading.Event()
         self._noticed_images = False
         #: Trial commands run where `pykatib run` was started (relative paths in YAML resolve there).
@@ -141,7 +143,12 @@ class ExperimentRunner:
         if plan.request is not None:
             reply = self._suggester.suggest(plan.request)
             taken = [t.metadata.name for t in trials if t.metadata and t.metadata.name]
-            recorded = suggestions.record(plan.suggestion, plan.experiment, reply, taken=taken, rng=self._rng, now=now)
+            rules = early_stopping.median_stop_rules(
+                plan.experiment, self._succeeded_objectives(plan.experiment, trials)
+            )
+            recorded = suggestions.record(
+                plan.suggestion, plan.experiment, reply, taken=taken, rng=self._rng, now=now, early_stopping_rules=rules
+            )
             suggestion = self._save_suggestion(recorded, created=suggestion is None)
             plan = planning.plan_experiment(experiment, trials, suggestion, now=now)
         for trial in plan.trials_to_create:
@@ -153,6 +160,23 @@ class ExperimentRunner:
         reconciled = [self._reconcile(plan.experiment, trial) if self._live(trial) else trial for trial in trials]
         changed = any(new is not old for new, old in zip(reconciled, trials, strict=True))
         return experiment, reconciled, False, changed or bool(plan.trials_to_create)
+
+    def _succeeded_objectives(self, experiment: Experiment, trials: list[Trial]) -> list[list[str]]:
+        """Per succeeded trial, its objective values in report order (what medianstop reads)."""
+        spec = experiment.spec
+        if spec is None or spec.early_stopping is None or spec.objective is None:
+            return []
+        metric = spec.objective.objective_metric_name or ""
+        values = []
+        for trial in trials:
+            name = trial.metadata.name if trial.metadata else None
+            if not name or not trial_conditions.holds(trial.status, constants.TrialConditionType.SUCCEEDED):
+                continue
+            if name not in self._objective_logs:  # a succeeded trial's logs never change
+                logs = self._db.get(name, metric_name=metric, timeout=_RPC_TIMEOUT)
+                self._objective_logs[name] = [log.metric.value for log in logs]
+            values.append(self._objective_logs[name])
+        return values
 
     def _live(self, trial: Trial) -> bool:
         """Whether a pass has anything to do for ``trial``: finished ones without a process are left be."""
@@ -204,6 +228,13 @@ class ExperimentRunner:
         }
         if wanted or self._gpus.total:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+        rules = trial.spec.early_stopping_rules if trial.spec else None
+        objective = trial.spec.objective if trial.spec else None
+        if rules and objective is not None:
+            env[early_stopping.RULES_ENV] = early_stopping.encode_rules(rules)
+            env[early_stopping.OBJECTIVE_ENV] = early_stopping.encode_objective(
+                objective.objective_metric_name or "", objective.type or ""
+            )
         token = self._token_for(meta.namespace, meta.name)
         if token:
             env["KATIB_TRIAL_TOKEN"] = token

@@ -16,14 +16,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pykatib._metrics import STEP_METRIC
-from pykatib._reporting import buffered, flush, report_metrics
+from pykatib._reporting import buffered, flush, report_metrics, should_stop
 from pykatib._version import __version__
 
 if TYPE_CHECKING:
     from pykatib import search
     from pykatib.client import KatibClient
 
-__all__ = ["STEP_METRIC", "KatibClient", "__version__", "buffered", "flush", "report_metrics", "search"]
+__all__ = ["STEP_METRIC", "KatibClient", "__version__", "buffered", "flush", "report_metrics", "search", "should_stop"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,10 +14,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
-from katib_core import constants, observations
+from katib_core import constants, early_stopping, observations
 from pykatib import _metrics, _wire
 from pykatib._buffering import BufferedSender, Point
 from pykatib._dbmanager import DBManagerClient, new_report_key
+from pykatib._early_stop import EarlyStop
 from pykatib._transport import RpcError, open_channel
 
 _log = logging.getLogger(__name__)
@@ -34,6 +35,15 @@ class _Process:
         self._lock = threading.Lock()
         self.stamps = _metrics.StampSource()
         self._sender: BufferedSender | None = None
+        self._early: EarlyStop | None = None
+
+    def early_stop(self) -> EarlyStop:
+        """The trial's stop rules and verdict (env read on first use)."""
+        if self._early is None:
+            with self._lock:
+                if self._early is None:
+                    self._early = EarlyStop()
+        return self._early
 
     def client(self, address: str) -> DBManagerClient:
         """The cached client (one channel) for ``address``."""
@@ -112,7 +122,7 @@ def report_metrics(
     *,
     step: int | None = None,
     block: bool = True,
-) -> None:
+) -> bool:
     """Push metrics of the current Trial to the Katib DB manager.
 
     Args:
@@ -123,6 +133,11 @@ def report_metrics(
         step: optional training step, stored as metric ``pykatib.step`` at the same timestamp.
         block: ``False`` queues the metrics and returns at once; a background thread pushes them
             (see ``flush``); they are pushed at interpreter exit at the latest.
+
+    Returns:
+        True when this report met the trial's early-stopping rules (``should_stop()`` is then
+        True): stop training; the process is stopped after a grace period otherwise. False
+        otherwise (upstream returns None).
 
     Raises:
         ValueError: env ``KATIB_TRIAL_NAME`` is not set, or a value cannot be converted to float,
@@ -137,10 +152,17 @@ def report_metrics(
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
     address = resolve_address(db_manager_address)
     pairs = _metrics.pairs(metrics, step)
+    early = _process.early_stop()
+    stop = early.feed(pairs)
+    if stop:  # stored with the metrics that met the rules: one request, one verdict
+        pairs = (*pairs, (early_stopping.MARKER_METRIC, early_stopping.MARKER_VALUE))
     micros = _process.stamps.next_micros()
     if not block:
         _process.sender().submit(Point(address, trial_name, micros, pairs, float(timeout)))
-        return
+        if stop:
+            _process.flush(timeout)
+            early.stop_later()
+        return stop
     stamp = _metrics.format_micros(micros)
     logs = [_wire.encode_metric_log(stamp, name, value) for name, value in pairs]
     try:
@@ -149,6 +171,15 @@ def report_metrics(
         raise RuntimeError(
             f"Unable to push metrics to Katib DB for Trial {current_namespace()}/{trial_name}. Exception: {exc}"
         ) from exc
+    if stop:
+        _log.info("early stopped: trial %s met its stop rules", trial_name)
+        early.stop_later()
+    return stop
+
+
+def should_stop() -> bool:
+    """Whether this trial met its early-stopping rules (a training loop checks it after reports)."""
+    return _process.early_stop().stopped
 
 
 def flush(timeout: float | None = None) -> None:
@@ -162,7 +193,7 @@ def flush(timeout: float | None = None) -> None:
 
 
 class Reporter(Protocol):
-    def __call__(self, metrics: Mapping[str, object], *, step: int | None = None) -> None: ...
+    def __call__(self, metrics: Mapping[str, object], *, step: int | None = None) -> bool: ...
 
 
 @contextlib.contextmanager
@@ -177,8 +208,8 @@ def buffered(db_manager_address: str | None = None, timeout: float = DEFAULT_TIM
         # every point is stored here (RuntimeError otherwise)
     """
 
-    def report(metrics: Mapping[str, object], *, step: int | None = None) -> None:
-        report_metrics(metrics, db_manager_address, timeout, step=step, block=False)
+    def report(metrics: Mapping[str, object], *, step: int | None = None) -> bool:
+        return report_metrics(metrics, db_manager_address, timeout, step=step, block=False)
 
     try:
         yield report
