@@ -4,12 +4,14 @@ pushing through a real DB manager on MariaDB (no mocks). Waits are generous; not
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from kubernetes import client
 
 from e2e import controllers as c
 from katib_dbmanager.server import DBManagerServer
+from katib_dbmanager.storage import testing as storage_testing
 from katib_testcluster import polling
 from katib_testcluster.cluster import Cluster
 
@@ -152,6 +154,52 @@ def test_deleting_an_experiment_deletes_its_metrics(
     )
     polling.wait_until(lambda: not c.trials(api, ns, "doomed"), timeout=120, what="the trials to be deleted")
     assert all(c.metric_logs(db_manager.address, n) == [] for n in names)
+
+
+def test_a_db_manager_outage_delays_status_and_never_corrupts_it(
+    k8s_cluster: Cluster, k8s_namespace: str, tmp_path: Path
+) -> None:
+    """Trials push, then their DB manager goes down before their jobs end: no trial is concluded
+    (above all none MetricsUnavailable) until it is back on the same address; then all succeed."""
+    api, ns = k8s_cluster.api_client, k8s_namespace
+    release = tmp_path / "release"
+    code = PUSH + f"; import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.1)"
+    with storage_testing.supply("mysql") as supply:
+        server = DBManagerServer(supply.open(), listen_address="127.0.0.1:0").start()
+        address = server.address
+        try:
+            with c.in_process(k8s_cluster, address, ns):
+                c.create_experiment(
+                    api, ns, "outage", max_trials=2, parallel=2, template=c.push_template(address, code)
+                )
+
+                def pushed() -> bool:
+                    names = [t["metadata"]["name"] for t in c.trials(api, ns, "outage")]
+                    return len(names) == 2 and all(c.metric_logs(address, n) for n in names)
+
+                polling.wait_until(pushed, timeout=300, what="both trials to push", interval=0.5)
+                server.stop()
+                release.touch()  # the training processes exit 0: their jobs complete
+                batch = client.BatchV1Api(api)
+
+                def jobs_complete() -> bool:
+                    jobs = batch.list_namespaced_job(ns).items
+                    return len(jobs) == 2 and all((j.status.succeeded or 0) == 1 for j in jobs if j.status)
+
+                polling.wait_until(jobs_complete, timeout=300, what="both jobs to complete", interval=0.5)
+                time.sleep(5)  # several reconciles fail to read metrics meanwhile
+                for trial in c.trials(api, ns, "outage"):
+                    assert c.conditions(trial) == {"Created": "True", "Running": "True"}  # delayed, not concluded
+                server = DBManagerServer(supply.open(), listen_address=address).start()
+                experiment = c.wait_completed(api, ns, "outage")
+                assert c.reason(experiment, "Succeeded") == "ExperimentMaxTrialsReached"
+                assert experiment["status"]["trialsSucceeded"] == 2
+                for trial in c.trials(api, ns, "outage"):
+                    metrics = {m["name"]: m for m in trial["status"]["observation"]["metrics"]}
+                    rows = c.metric_logs(address, trial["metadata"]["name"])
+                    assert [(m, v) for _, m, v in rows if m == "loss"] == [("loss", metrics["loss"]["latest"])]
+        finally:
+            server.stop()
 
 
 def test_controllers_killed_mid_experiment_neither_duplicate_nor_lose(
