@@ -36,7 +36,7 @@ class LocalBackend(Backend):
 
     def __init__(self, config: LocalBackendConfig, *, session: LocalSession | None = None) -> None:
         self.namespace = config.namespace or "default"
-        self.session = session or shared_session(config.workdir, config.db_url)
+        self.session = session or shared_session(config.workdir, config.db_url, push_auth=config.push_auth)
         self._store = self.session.store
 
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
@@ -83,18 +83,18 @@ class LocalBackend(Backend):
         return self.session.db.get(name, timeout=timeout)
 
 
-_sessions: dict[tuple[Path, str | None], LocalSession] = {}
+_sessions: dict[tuple[Path, str | None, bool], LocalSession] = {}
 _sessions_lock = threading.Lock()
 
 
-def shared_session(workdir: Path | None, db_url: str | None) -> LocalSession:
+def shared_session(workdir: Path | None, db_url: str | None, *, push_auth: bool = False) -> LocalSession:
     """This process's session for a work directory: every ``KatibClient(backend="local")`` on the
     same directory shares one DB manager and one runner per Experiment (closed at exit)."""
-    key = ((workdir or default_workdir()).absolute(), db_url)
+    key = ((workdir or default_workdir()).absolute(), db_url, push_auth)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None or session.closed:
-            session = _sessions[key] = LocalSession(key[0], db_url=db_url)
+            session = _sessions[key] = LocalSession(key[0], db_url=db_url, push_auth=push_auth)
             atexit.register(session.close)
         return session
 

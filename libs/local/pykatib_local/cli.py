@@ -100,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--local", action="store_true", help="run on this machine (required: no cluster mode here)")
     run.add_argument("--db-url", default=None, help="metrics database (default: SQLite in the work directory)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--push-auth",
+        action="store_true",
+        help="trials may push only their own metrics (a per-trial token in KATIB_TRIAL_TOKEN)",
+    )
     run.set_defaults(handler=_run)
 
     get = commands.add_parser("get", help="list experiments or trials")
@@ -131,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValidationError("--local", "this command runs experiments on this machine: add --local")
     experiment = load_experiment(args.file)
     workdir = args.workdir or default_workdir()
-    with LocalSession(workdir, db_url=args.db_url) as session:
+    with LocalSession(workdir, db_url=args.db_url, push_auth=args.push_auth) as session:
         prepared = backend.prepare(experiment, args.namespace)
         name, namespace = _identity(prepared)
         try:

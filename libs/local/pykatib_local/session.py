@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from katib_core import push_auth as auth
+from katib_dbmanager.auth import Authenticator  # pants: no-infer-dep
 from katib_dbmanager.server import DBManagerServer  # pants: no-infer-dep
 from katib_dbmanager.storage import open_store  # pants: no-infer-dep
 from katib_suggest.algorithms import Suggester
@@ -23,6 +27,10 @@ from pykatib_local.store import LocalStore
 
 _log = logging.getLogger(__name__)
 WORKDIR_ENV = "PYKATIB_WORKDIR"
+#: With push auth, the secret tokens are signed with (created once per work directory, mode 0600).
+SECRET_FILE = ".push-auth-secret"
+_TRIAL_TOKEN_TTL = 7 * 24 * 3600.0
+_ADMIN_TOKEN_TTL = 365 * 24 * 3600.0
 DEFAULT_WORKDIR = ".pykatib"
 
 
@@ -34,19 +42,36 @@ def default_workdir() -> Path:
 class LocalSession:
     """Local mode's services for one work directory; ``close`` stops them (trials stay resumable)."""
 
-    def __init__(self, workdir: Path | None = None, *, db_url: str | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, *, db_url: str | None = None, push_auth: bool = False) -> None:
         self.workdir = (workdir or default_workdir()).absolute()
         self.store = LocalStore(self.workdir)
         self.bin_dir = self.workdir / ".bin"
         _python_shims(self.bin_dir)
         url = db_url or f"sqlite:///{self.workdir / 'katib.db'}"
-        self.server = DBManagerServer(open_store(url), listen_address="127.0.0.1:0").start()
-        self.db = DBManagerClient(open_channel(self.server.address))
+        self._secret: bytes | None = None
+        authenticator = None
+        if push_auth:
+            secret_file = self.workdir / SECRET_FILE
+            self._secret = _ensure_secret(secret_file)
+            authenticator = Authenticator(secret_file)
+        self.server = DBManagerServer(
+            open_store(url), listen_address="127.0.0.1:0", authenticator=authenticator
+        ).start()
+        admin = self._mint(auth.ANY, auth.ANY, ttl=_ADMIN_TOKEN_TTL) if push_auth else None
+        self.db = DBManagerClient(open_channel(self.server.address), token=lambda: admin)
         self.suggester = Suggester()
         self.gpus = gpus.GpuPool(gpus.detect())
         self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.Lock()
         self._closed = False
+
+    def trial_token(self, namespace: str, trial: str) -> str | None:
+        """A push token for one trial (None without push auth): it may report and read that trial only."""
+        return self._mint(namespace, trial, ttl=_TRIAL_TOKEN_TTL) if self._secret is not None else None
+
+    def _mint(self, namespace: str, trial: str, *, ttl: float) -> str:
+        assert self._secret is not None
+        return auth.mint(self._secret, auth.Claims(namespace, trial, expires_at=int(time.time() + ttl)))
 
     @property
     def closed(self) -> bool:
@@ -64,6 +89,7 @@ class LocalSession:
             suggester=self.suggester,
             gpu_pool=self.gpus,
             bin_dir=self.bin_dir,
+            token_for=self.trial_token,
         )
 
     def run(
@@ -135,3 +161,16 @@ def _python_shims(bin_dir: Path) -> None:
             continue
         link.unlink(missing_ok=True)
         link.symlink_to(sys.executable)
+
+
+def _ensure_secret(path: Path) -> bytes:
+    """The work directory's push secret, created (owner-only) on first use."""
+    if not path.exists():
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another session made it first
+        else:
+            with os.fdopen(descriptor, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+    return auth.parse_secrets(path.read_text())[0]

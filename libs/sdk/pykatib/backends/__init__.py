@@ -29,12 +29,15 @@ class LocalBackendConfig:
     """Run Experiments on this machine, without Kubernetes (local mode, ``pip install pykatib[local]``).
 
     ``workdir`` holds the state (default env ``PYKATIB_WORKDIR``, else ``./.pykatib``); metrics go to
-    SQLite there unless ``db_url`` names MariaDB/MySQL or PostgreSQL.
+    SQLite there unless ``db_url`` names MariaDB/MySQL or PostgreSQL. ``push_auth`` makes the DB
+    manager accept a trial's reports only with that trial's token (given to each trial process in
+    env ``KATIB_TRIAL_TOKEN``; trials pushing with the official kubeflow-katib SDK send none).
     """
 
     namespace: str | None = None
     workdir: Path | None = None
     db_url: str | None = None
+    push_auth: bool = False
 
 
 BackendConfig = KubernetesBackendConfig | LocalBackendConfig
