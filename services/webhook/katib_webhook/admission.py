@@ -77,7 +77,7 @@ class Admission:
 
     async def review(self, path: str, body: bytes | None) -> dict[str, Any]:
         """The AdmissionReview answering ``body`` sent to ``path`` (always a valid response document)."""
-        version, uid = REVIEW_VERSIONS[0], ""
+        version, uid = REVIEW_VERSIONS[0], _best_effort_uid(body)
         try:
             version, uid, request = parse_review(body)
             verdict = await self._decide(path, request)
@@ -106,7 +106,11 @@ class Admission:
         if request.get("operation") not in ("CREATE", "UPDATE"):
             return Verdict(True)
         raw = _slim(_object(request, "object", constants.EXPERIMENT_KIND))
-        repaired, moved = defaulting.repair_raw_experiment(raw)
+        try:
+            repaired, moved = defaulting.repair_raw_experiment(raw)
+        except (AttributeError, TypeError, KeyError):
+            _parse(Experiment, raw)  # a field of the wrong type: the models name it (ValidationError)
+            raise
         experiment = _parse(Experiment, repaired)
         defaulted = defaulting.default_experiment(experiment).to_api()
         warnings = tuple(f"{field}: categorical values moved to feasibleSpace.list" for field in moved)
@@ -172,6 +176,7 @@ class Admission:
         if request.get("operation") != "CREATE":
             return Verdict(True)
         pod = _object(request, "object", "Pod")
+        _check_pod_shape(pod, request)
         user = (request.get("userInfo") or {}).get("username")
         labels = (pod.get("metadata") or {}).get("labels") or {}
         if user in self.settings.excluded_users or COMPONENT_LABEL in labels or self.reader is None:
@@ -246,6 +251,59 @@ def parse_review(body: bytes | None) -> tuple[str, str, Mapping[str, Any]]:
     if not isinstance(uid, str) or not uid:
         raise MalformedReviewError("request.uid", "missing")
     return version, uid, request
+
+
+def _best_effort_uid(body: bytes | None) -> str:
+    """The request uid of a body that may be malformed elsewhere (the API server matches on it)."""
+    try:
+        review = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    request = review.get("request") if isinstance(review, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) else ""
+
+
+def _check_pod_shape(pod: Mapping[str, Any], request: Mapping[str, Any]) -> None:
+    """The parts of a Pod (and request) the handler reads have the types a Pod's schema gives them.
+
+    Raises:
+        MalformedReviewError: naming the first field that does not.
+    """
+
+    def need(value: Any, kind: type, field: str, *, required: bool = False) -> None:
+        if (required or value is not None) and not isinstance(value, kind):
+            raise MalformedReviewError(field, f"must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
+
+    need(request.get("userInfo"), dict, "request.userInfo")
+    need((request.get("userInfo") or {}).get("username"), str, "request.userInfo.username")
+    need(request.get("namespace"), str, "request.namespace")
+    metadata = pod.get("metadata")
+    need(metadata, dict, "request.object.metadata")
+    metadata = metadata or {}
+    for key in ("labels", "annotations"):
+        need(metadata.get(key), dict, f"request.object.metadata.{key}")
+        for name, value in (metadata.get(key) or {}).items():
+            need(value, str, f"request.object.metadata.{key}[{name}]")
+    need(metadata.get("namespace"), str, "request.object.metadata.namespace")
+    need(metadata.get("ownerReferences"), list, "request.object.metadata.ownerReferences")
+    for index, ref in enumerate(metadata.get("ownerReferences") or []):
+        need(ref, dict, f"request.object.metadata.ownerReferences[{index}]", required=True)
+    spec = pod.get("spec")
+    need(spec, dict, "request.object.spec", required=True)
+    for group in ("containers", "initContainers", "volumes"):
+        items = (spec or {}).get(group)
+        need(items, list, f"request.object.spec.{group}")
+        for index, item in enumerate(items or []):
+            field = f"request.object.spec.{group}[{index}]"
+            need(item, dict, field, required=True)
+            for key in ("env", "volumeMounts", "command", "args"):
+                need(item.get(key), list, f"{field}.{key}")
+            for position, var in enumerate(item.get("env") or []):
+                need(var, dict, f"{field}.env[{position}]", required=True)
+
+
+_TYPE_NAMES: Final[dict[type, str]] = {dict: "an object", list: "a list", str: "a string"}
 
 
 def _object(request: Mapping[str, Any], key: str, kind: str) -> dict[str, Any]:
