@@ -212,6 +212,59 @@ def test_a_push_trial_that_never_reports_is_metrics_unavailable(system: System, 
     assert katib_client.get_optimal_hyperparameters("silent", namespace) is None
 
 
+def stopping_objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial
+    import pykatib as katib
+
+    x = float(parameters["x"])
+    for step in range(10):
+        if katib.report_metrics({"loss": (0.1 if x < 0.5 else 2.0) + 1.0 / (step + 1)}, step=step):
+            break  # the verdict of medianstop, returned by the report that met its rule
+
+
+def test_medianstop_early_stops_bad_push_trials(system: System, namespace: str) -> None:
+    """Rules computed by the experiment controller from succeeded trials' pushes, delivered by the
+    webhook in env, met inside report_metrics; the trial controller marks the trial EarlyStopped."""
+    from pykatib import _tuning
+
+    model = _tuning.build_experiment(
+        name="stopping",
+        namespace=namespace,
+        objective=stopping_objective,
+        parameters={"x": katib.search.categorical(["0.1", "0.2", "0.9", "0.8"])},
+        base_image=system.trial_image,
+        objective_metric_name="loss",
+        objective_type="minimize",
+        algorithm_name="grid",
+        max_trial_count=4,
+        parallel_trial_count=1,
+        metrics_collector_config={"kind": "Push"},
+    )
+    raw = model.to_api()
+    raw["spec"]["earlyStopping"] = {
+        "algorithmName": "medianstop",
+        "algorithmSettings": [{"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "3"}],
+    }
+    tuner = katib_client(system, namespace)
+    tuner.create_experiment(raw, namespace)
+    tuner.wait_for_experiment_condition("stopping", namespace, timeout=900, polling_interval=1)
+    found = trials(system, namespace, "stopping")
+    assert len(found) == 4
+    by_x = {next(a["value"] for a in t["spec"]["parameterAssignments"] if a["name"] == "x"): t for t in found}
+    for x in ("0.1", "0.2"):  # ran before two trials had succeeded: no rules, all 10 steps
+        assert "Succeeded" in conditions(by_x[x])
+        assert [m for _, m, _ in metric_logs(system, by_x[x]["metadata"]["name"])].count("loss") == 10
+    for x in ("0.9", "0.8"):
+        trial = by_x[x]
+        assert trial["spec"]["earlyStoppingRules"][0]["comparison"] == "greater"
+        assert "EarlyStopped" in conditions(trial), trial["status"]
+        pushed = [m for _, m, _ in metric_logs(system, trial["metadata"]["name"])]
+        assert pushed.count("loss") == 3  # stopped at the rule's start step
+        assert "pykatib.early-stopped" in pushed
+    experiment = tuner.get_experiment("stopping", namespace)
+    assert experiment.status is not None
+    assert experiment.status.trials_early_stopped == 2
+
+
 @pytest.fixture(scope="session")
 def official_tune(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The official SDK's tune() runner as a venv (its site-packages also serve node-agent trials)."""

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from katib_core import planning, suggestions, timestamps
-from katib_core.constants import SuggestionConditionType
+from katib_core import early_stopping, planning, suggestions, timestamps, trial_conditions
+from katib_core.constants import SuggestionConditionType, TrialConditionType
 from katib_core.errors import AlreadyExistsError, ValidationError
 from katib_core.events import WARNING, Event
 from katib_core.models import Experiment, Suggestion, Trial
@@ -52,6 +52,7 @@ class ExperimentReconciler:
         now: Callable[[], str] = _now,
         rng: random.Random | None = None,
         creators: ThreadPoolExecutor | None = None,
+        objective_values: Callable[[str, str], list[str]] | None = None,
     ) -> None:
         self._objects = objects
         self._experiments = experiments
@@ -63,6 +64,9 @@ class ExperimentReconciler:
         self._now = now
         self._rng = rng or random.Random()
         self._creators = creators
+        #: (trial, metric) → the metric's values in report order, from the DB manager (medianstop).
+        self._objective_values = objective_values
+        self._succeeded_values: dict[tuple[str, str], list[str]] = {}
 
     def __call__(self, key: Key) -> Result:
         namespace, name = key
@@ -94,9 +98,11 @@ class ExperimentReconciler:
                 self._event(raw, Event(WARNING, "SuggestionFailed", str(exc)))
                 raise
             taken = [t.metadata.name for t in trials if t.metadata and t.metadata.name]
-            record = self._save(
-                suggestions.record(current, plan.experiment, reply, taken=taken, rng=self._rng, now=now), create=False
+            rules = early_stopping.median_stop_rules(plan.experiment, self._succeeded(plan.experiment, trials))
+            recorded = suggestions.record(
+                current, plan.experiment, reply, taken=taken, rng=self._rng, now=now, early_stopping_rules=rules
             )
+            record = self._save(recorded, create=False)
             plan = planning.with_recorded(plan, record, template=template)
         self._create_trials(namespace, plan.trials_to_create)
         if planning.status_changed(experiment.status, plan.status):
@@ -105,6 +111,26 @@ class ExperimentReconciler:
         if plan.finished and suggestions.is_succeeded(plan.suggestion):
             self._suggester.forget(suggestions.experiment_key(experiment))
         return Result()
+
+    def _succeeded(self, experiment: Experiment, trials: Sequence[Trial]) -> list[list[str]]:
+        """Per succeeded Trial, its objective values in report order (what medianstop reads); only
+        for Experiments with ``earlyStopping``. A succeeded trial's logs never change: read once."""
+        spec = experiment.spec
+        if spec is None or spec.early_stopping is None or spec.objective is None:
+            return []
+        if self._objective_values is None:
+            raise ValidationError("spec.earlyStopping", "this controller was started without a DB manager address")
+        metric = spec.objective.objective_metric_name or ""
+        found = []
+        for trial in trials:
+            name = trial.metadata.name if trial.metadata else None
+            if not name or not trial_conditions.holds(trial.status, TrialConditionType.SUCCEEDED):
+                continue
+            key = (f"{trial.metadata.namespace if trial.metadata else ''}/{name}", metric)
+            if key not in self._succeeded_values:
+                self._succeeded_values[key] = self._objective_values(name, metric)
+            found.append(self._succeeded_values[key])
+        return found
 
     def _save(self, record: Suggestion, *, create: bool) -> Suggestion:
         """Write the Suggestion record (create, then its status) and keep the stored copy in the cache."""
