@@ -22,7 +22,7 @@ from katib_core import constants, stop_rules
 from katib_core.errors import ValidationError
 
 if TYPE_CHECKING:  # the SDK's report path imports this module and must not pay for pydantic
-    from katib_core.models import EarlyStoppingRule, EarlyStoppingSpec, Experiment
+    from katib_core.models import EarlyStoppingRule, EarlyStoppingSpec, Experiment, Trial
 
 MEDIANSTOP: Final = "medianstop"
 #: The trial process reads its rules here (``name;value;comparison;startStep`` per line).
@@ -71,6 +71,24 @@ def parse_settings(spec: EarlyStoppingSpec) -> MedianStopSettings:
             raise ValidationError(f"{field}.value", f"{setting.name} must be at least 1, not {number}")
         values[setting.name] = number
     return MedianStopSettings(**values)
+
+
+def succeeded_trials(experiment: Experiment, trials: Iterable[Trial]) -> tuple[str, list[str]]:
+    """What medianstop reads: the objective metric and the names of the succeeded trials, whose
+    values of it the shell fetches (``("", [])`` when the Experiment has no ``earlyStopping``)."""
+    from katib_core import trial_conditions
+
+    spec = experiment.spec
+    if spec is None or spec.early_stopping is None or spec.objective is None:
+        return "", []
+    names = [
+        trial.metadata.name
+        for trial in trials
+        if trial.metadata
+        and trial.metadata.name
+        and trial_conditions.holds(trial.status, constants.TrialConditionType.SUCCEEDED)
+    ]
+    return spec.objective.objective_metric_name or "", names
 
 
 def median_stop_rules(experiment: Experiment, succeeded: Sequence[Sequence[str]]) -> list[EarlyStoppingRule]:
@@ -156,4 +174,5 @@ __all__ = [
     "is_marked",
     "median_stop_rules",
     "parse_settings",
+    "succeeded_trials",
 ]

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 
 from katib_core.models import Experiment
 from pykatib_local import cli
+from pykatib_local.local_test import experiment
 from pykatib_local.session import LocalSession
 
 STDOUT_TRAIN = """
@@ -34,43 +34,9 @@ SLOW_PUSH_TRAIN = """
 
 
 def write_experiment(path: Path, name: str, script: str, *, collector: str = "StdOut", **spec: object) -> Path:
-    document = {
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Experiment",
-        "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "5"}]},
-            "parallelTrialCount": 2,
-            "maxTrialCount": 4,
-            "metricsCollectorSpec": {"collector": {"kind": collector}},
-            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
-            "trialTemplate": {
-                "primaryContainerName": "train",
-                "trialParameters": [{"name": "x", "reference": "x"}],
-                "trialSpec": {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "spec": {
-                        "template": {
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "containers": [
-                                    {
-                                        "name": "train",
-                                        "image": "docker.io/library/python:3.11",
-                                        "command": ["python3", "-c", textwrap.dedent(script), "${trialParameters.x}"],
-                                    }
-                                ],
-                            }
-                        }
-                    },
-                },
-            },
-            **spec,
-        },
-    }
-    path.write_text(yaml.safe_dump(document))
+    """``local_test.experiment`` as a YAML file, with a real-looking image (local mode ignores it)."""
+    document = experiment(name, script, collector=collector, image="docker.io/library/python:3.11", **spec)
+    path.write_text(yaml.safe_dump(document.to_api()))
     return path
 
 

@@ -20,7 +20,7 @@ from pykatib_local.runner import Progress
 from pykatib_local.session import LocalSession
 
 
-def experiment(name: str, script: str, *, collector: str = "Push", **spec: Any) -> Experiment:
+def experiment(name: str, script: str, *, collector: str = "Push", image: str = "ignored", **spec: Any) -> Experiment:
     """An Experiment whose trials run ``python -c script`` with ``x`` in argv[1]."""
     body: dict[str, Any] = {
         "objective": {"type": "minimize", "objectiveMetricName": "loss"},
@@ -42,7 +42,7 @@ def experiment(name: str, script: str, *, collector: str = "Push", **spec: Any) 
                             "containers": [
                                 {
                                     "name": "main",
-                                    "image": "ignored",
+                                    "image": image,
                                     "command": ["python", "-c", textwrap.dedent(script), "${trialParameters.x}"],
                                 }
                             ],

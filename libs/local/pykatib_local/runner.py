@@ -163,20 +163,12 @@ class ExperimentRunner:
 
     def _succeeded_objectives(self, experiment: Experiment, trials: list[Trial]) -> list[list[str]]:
         """Per succeeded trial, its objective values in report order (what medianstop reads)."""
-        spec = experiment.spec
-        if spec is None or spec.early_stopping is None or spec.objective is None:
-            return []
-        metric = spec.objective.objective_metric_name or ""
-        values = []
-        for trial in trials:
-            name = trial.metadata.name if trial.metadata else None
-            if not name or not trial_conditions.holds(trial.status, constants.TrialConditionType.SUCCEEDED):
-                continue
+        metric, names = early_stopping.succeeded_trials(experiment, trials)
+        for name in names:
             if name not in self._objective_logs:  # a succeeded trial's logs never change
                 logs = self._db.get(name, metric_name=metric, timeout=_RPC_TIMEOUT)
                 self._objective_logs[name] = [log.metric.value for log in logs]
-            values.append(self._objective_logs[name])
-        return values
+        return [self._objective_logs[name] for name in names]
 
     def _live(self, trial: Trial) -> bool:
         """Whether a pass has anything to do for ``trial``: finished ones without a process are left be."""

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from katib_core import early_stopping, planning, suggestions, timestamps, trial_conditions
-from katib_core.constants import SuggestionConditionType, TrialConditionType
+from katib_core import early_stopping, planning, suggestions, timestamps
+from katib_core.constants import SuggestionConditionType
 from katib_core.errors import AlreadyExistsError, ValidationError
 from katib_core.events import WARNING, Event
 from katib_core.models import Experiment, Suggestion, Trial
@@ -115,18 +115,15 @@ class ExperimentReconciler:
     def _succeeded(self, experiment: Experiment, trials: Sequence[Trial]) -> list[list[str]]:
         """Per succeeded Trial, its objective values in report order (what medianstop reads); only
         for Experiments with ``earlyStopping``. A succeeded trial's logs never change: read once."""
-        spec = experiment.spec
-        if spec is None or spec.early_stopping is None or spec.objective is None:
+        metric, names = early_stopping.succeeded_trials(experiment, trials)
+        if not metric:
             return []
         if self._objective_values is None:
             raise ValidationError("spec.earlyStopping", "this controller was started without a DB manager address")
-        metric = spec.objective.objective_metric_name or ""
+        namespace = (experiment.metadata.namespace if experiment.metadata else None) or ""
         found = []
-        for trial in trials:
-            name = trial.metadata.name if trial.metadata else None
-            if not name or not trial_conditions.holds(trial.status, TrialConditionType.SUCCEEDED):
-                continue
-            key = (f"{trial.metadata.namespace if trial.metadata else ''}/{name}", metric)
+        for name in names:
+            key = (f"{namespace}/{name}", metric)
             if key not in self._succeeded_values:
                 self._succeeded_values[key] = self._objective_values(name, metric)
             found.append(self._succeeded_values[key])
