@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from katib_testcluster import polling
+from katib_testcluster import pod_runner, polling
 from katib_testcluster.pod_runner import PodRunner
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,14 @@ class NodeAgent:
         if runner is None:
             raise KeyError(f"pod {namespace}/{pod} never ran on node {self.node_name}")
         return runner.log_path(container)
+
+    def usage(self, namespace: str, pod: str) -> dict[str, pod_runner.Usage]:
+        """CPU time and peak RSS of each container of a Pod this agent ran (exited runs only)."""
+        with self._lock:
+            runner = self._by_name.get((namespace, pod))
+        if runner is None:
+            raise KeyError(f"pod {namespace}/{pod} never ran on node {self.node_name}")
+        return runner.usage()
 
     def read_log(self, namespace: str, pod: str, container: str | None = None) -> str:
         """stdout and stderr of a container of a Pod this agent ran (kept after deletion)."""

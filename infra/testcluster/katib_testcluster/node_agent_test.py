@@ -191,6 +191,80 @@ def test_pod_deletion_kills_the_process_group(k8s_cluster: cluster.Cluster, k8s_
     assert not any(_alive(pid) for pid in pids)
 
 
+def test_empty_dirs_are_shared_by_a_pods_containers_and_removed_with_it(
+    k8s_cluster: cluster.Cluster, k8s_namespace: str
+) -> None:
+    # The mountpoint is missing on this machine; the pull-mode sidecar's layout, in miniature.
+    mountpoint = f"/var/tmp/pykatib-agent-{os.urandom(4).hex()}/katib"
+    writer = {
+        "name": "writer",
+        "image": "ignored",
+        "command": ["sh", "-c", f"echo written > {mountpoint}/metrics.log; exec sleep 600"],
+        "volumeMounts": [{"name": "metrics", "mountPath": mountpoint}],
+    }
+    reader_code = textwrap.dedent(f"""
+        import os, pathlib, time
+        log = pathlib.Path("{mountpoint}/metrics.log")
+        while not log.exists():
+            time.sleep(0.05)
+        commands = sorted(pathlib.Path(f"/proc/{{p}}/cmdline").read_bytes().replace(b"\\0", b" ").decode().strip()
+                          for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid()))
+        print(log.read_text().strip(), commands, flush=True)
+        try:
+            (log.parent / "x").touch()
+        except OSError as exc:
+            print(exc.strerror, flush=True)
+    """)
+    reader = {
+        "name": "reader",
+        "image": "ignored",
+        "command": ["python", "-c", reader_code],
+        "volumeMounts": [{"name": "metrics", "mountPath": mountpoint, "readOnly": True}],
+    }
+    pod = _pod("shared", [writer, reader])
+    pod["spec"]["volumes"] = [{"name": "metrics", "emptyDir": {}}, {"name": "other", "configMap": {"name": "c"}}]
+    pod["spec"]["shareProcessNamespace"] = True
+    core = client.CoreV1Api(k8s_cluster.api_client)
+
+    core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, pod))
+
+    polling.wait_until(
+        lambda: "Read-only" in k8s_cluster.pod_log(k8s_namespace, "shared", "reader"),
+        timeout=60,
+        what="the reader's output",
+    )
+    # It read the writer's file, saw the Pod's processes only (pause, writer), and could not write.
+    assert k8s_cluster.pod_log(k8s_namespace, "shared", "reader") == (
+        "written ['sleep 600', 'sleep infinity']\nRead-only file system\n"
+    )
+    volume = k8s_cluster.node_agent.log_path(k8s_namespace, "shared").parent.parent / "volumes" / "metrics"
+    assert (volume / "metrics.log").read_text() == "written\n"
+    assert os.listdir(mountpoint) == []  # bind mounts stay inside the containers
+    core.delete_namespaced_pod("shared", k8s_namespace, grace_period_seconds=1)
+    polling.wait_until(lambda: _gone(core, k8s_namespace, "shared"), timeout=30, what="pod shared deleted")
+    assert not volume.exists()
+
+
+def test_each_containers_cpu_time_and_peak_rss_are_kept(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    # 64 MiB written (not calloc'ed zeros, which would not be resident), then 0.3 s of CPU.
+    code = "import time; block = b'x' * (64 << 20); end = time.process_time() + 0.3\n"
+    code += "while time.process_time() < end: pass"
+    containers = [
+        {"name": "busy", "image": "ignored", "command": ["python", "-c", code]},
+        {"name": "idle", "image": "ignored", "command": ["true"]},
+    ]
+
+    _run_pod(k8s_cluster, k8s_namespace, "usage", containers)
+
+    usage = k8s_cluster.node_agent.usage(k8s_namespace, "usage")
+    assert usage["busy"].runs == usage["idle"].runs == 1
+    assert usage["busy"].cpu_seconds >= 0.3
+    assert usage["busy"].max_rss_kib is not None
+    assert usage["busy"].max_rss_kib >= 64 << 10
+    assert usage["idle"].max_rss_kib is not None
+    assert usage["idle"].max_rss_kib < 16 << 10  # not the agent's own RSS, which a forked child starts with
+
+
 def _job(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",

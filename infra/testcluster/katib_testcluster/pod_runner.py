@@ -8,10 +8,18 @@ What it does (and does not) honour, since there is no container runtime:
   by default the pod dir, which all containers of the pod share;
 - init containers one after another, then all containers at once (sidecars included);
 - `restartPolicy` Never, OnFailure and Always (restart after 1-10 s back-off);
-- volumes, probes, resources, securityContext and pod-level `activeDeadlineSeconds` are ignored;
+- `emptyDir` volumes: a directory per volume, bind-mounted at each container's volumeMounts in a
+  mount namespace of its own, removed when the Pod is deleted; `shareProcessNamespace`: one PID
+  namespace for the Pod's containers (`pod_isolation`; both need root);
+- other volume kinds, probes, resources, securityContext and pod-level `activeDeadlineSeconds`
+  are ignored;
 - deletion: SIGTERM to each process group, SIGKILL after the grace period, then the Pod is
   deleted with grace 0 (the kubelet's final step).
-Output (stdout and stderr together) goes to `<pod dir>/logs/<container>.log`.
+Output (stdout and stderr together) goes to `<pod dir>/logs/<container>.log`. `usage()` keeps each
+container's CPU time (its process tree, from `wait4`) and peak RSS (its largest process), measured
+by GNU time (`/usr/bin/time`, when installed, as the container's outermost process): the agent's
+own `wait4` cannot tell it, since a child forked from the agent's big Python process starts with
+the agent's high-water mark.
 Used by `node_agent.NodeAgent`.
 """
 
@@ -21,6 +29,7 @@ import contextlib
 import datetime
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -33,7 +42,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from katib_testcluster import container_env
+from katib_testcluster import container_env, pod_isolation
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,29 @@ _POLL_SECONDS = 0.1
 _DEFAULT_GRACE_SECONDS = 30.0  # the Pod default; used if the runner stops without a deletion
 _MAX_BACKOFF_SECONDS = 10.0
 _MERGE_PATCH = "application/merge-patch+json"
+#: GNU time measures a container's peak RSS (`%M`: the largest process of its tree, in KiB).
+_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Resources a container's processes used, summed over its exited runs.
+
+    `max_rss_kib`: the largest process's peak over all runs; None without GNU time (or when no
+    run reported one, e.g. every run was killed).
+    """
+
+    runs: int = 0
+    cpu_seconds: float = 0.0
+    max_rss_kib: int | None = None
+
+    def add(self, rusage: Any, max_rss_kib: int | None) -> Usage:
+        peaks = [p for p in (self.max_rss_kib, max_rss_kib) if p is not None]
+        return Usage(
+            runs=self.runs + 1,
+            cpu_seconds=self.cpu_seconds + rusage.ru_utime + rusage.ru_stime,
+            max_rss_kib=max(peaks) if peaks else None,
+        )
 
 
 @dataclass
@@ -56,10 +88,16 @@ class _Container:
     waiting: dict[str, str] = field(default_factory=lambda: {"reason": "ContainerCreating"})
     restart_count: int = 0
     restart_at: float | None = None
+    usage: Usage = field(default_factory=Usage)
 
     @property
     def name(self) -> str:
         return str(self.spec["name"])
+
+    @property
+    def rss_path(self) -> Path:
+        """Where GNU time writes the peak RSS of the current run."""
+        return self.log_path.with_name(f"{self.name}.maxrss")
 
     @property
     def running(self) -> bool:
@@ -111,6 +149,11 @@ class PodRunner:
         self._pod_ip = pod_ip
         spec = pod["spec"]
         self._restart_policy: str = spec.get("restartPolicy", "Always")
+        self._volumes = pod_isolation.PodVolumes(spec, pod_dir)
+        self._share_pids = bool(spec.get("shareProcessNamespace"))
+        self._pid_namespace: pod_isolation.PidNamespace | None = None
+        self._sandbox_error: str | None = None
+        self._volumes_removed = False
         logs = pod_dir / "logs"
         self._init = [_Container(c, logs / f"{c['name']}.log") for c in spec.get("initContainers") or ()]
         self._main = [_Container(c, logs / f"{c['name']}.log") for c in spec["containers"]]
@@ -127,7 +170,12 @@ class PodRunner:
 
     def start(self) -> None:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._volumes.create()
         self._thread.start()
+
+    def usage(self) -> dict[str, Usage]:
+        """CPU time and peak RSS of each container's exited runs, by container name."""
+        return {c.name: c.usage for c in (*self._init, *self._main)}
 
     def log_path(self, container: str | None = None) -> Path:
         """The log file of `container` (default: the Pod's first container)."""
@@ -144,6 +192,8 @@ class PodRunner:
             self._delete = self._delete and delete_pod
             self._stop.set()
             finished = self._finished
+        if finished:
+            self._remove_volumes()
         if finished and delete_pod:
             self._delete_pod()
 
@@ -157,6 +207,11 @@ class PodRunner:
     def _run(self) -> None:
         try:
             self._write_status()
+            if self._share_pids:
+                try:
+                    self._pid_namespace = pod_isolation.PidNamespace()
+                except OSError as exc:  # not root, or no util-linux: every container fails to start
+                    self._sandbox_error = f"shareProcessNamespace: {exc}"
             if self._run_init_containers():
                 self._initialized = True
                 self._run_containers()
@@ -164,10 +219,15 @@ class PodRunner:
             log.exception("pod %s/%s: runner crashed", self.namespace, self.name)
         finally:
             self._kill_all()
+            if self._pid_namespace is not None:
+                self._pid_namespace.stop()
             self._write_status()
             with self._lock:
                 self._finished = True
-                delete = self._stop.is_set() and self._delete
+                gone = self._stop.is_set()
+                delete = gone and self._delete
+            if gone:
+                self._remove_volumes()
             if delete:
                 self._delete_pod()
 
@@ -197,7 +257,7 @@ class PodRunner:
                     self._launch(container)
             elif container.popen is None and container.terminated is None:
                 self._launch(container)
-            elif container.running and container.popen and container.popen.poll() is not None:
+            elif container.running and container.popen and _reap(container, block=False):
                 self._record_exit(container, container.popen.returncode)
         self._write_status()
 
@@ -212,6 +272,12 @@ class PodRunner:
             container_env.expand(arg, variables)
             for arg in (container.spec.get("command") or []) + (container.spec.get("args") or [])
         ]
+        try:
+            mounts = self._volumes.mounts(container.spec, variables)
+        except pod_isolation.VolumeError as exc:
+            container.waiting = {"reason": "CreateContainerConfigError", "message": str(exc)}
+            container.restart_at = time.monotonic() + 1.0
+            return
         if container.terminated is not None:
             container.last_terminated, container.terminated = container.terminated, None
             container.restart_count += 1
@@ -220,11 +286,19 @@ class PodRunner:
         if not argv:
             self._cannot_run(container, 127, "no command or args: the test node agent ignores images")
             return
+        if self._sandbox_error is not None:
+            self._cannot_run(container, 128, self._sandbox_error)
+            return
         env = {**self._base_env, "HOSTNAME": self.name, "HOME": str(self.dir), **variables}
+        pids = self._pid_namespace.path if self._pid_namespace is not None else None
+        command = pod_isolation.wrap_argv(argv, mounts, pids)
+        if _TIME is not None:
+            container.rss_path.unlink(missing_ok=True)
+            command = [_TIME, "--quiet", "--format=%M", f"--output={container.rss_path}", "--", *command]
         try:
             with container.log_path.open("ab") as out:
                 container.popen = subprocess.Popen(
-                    argv,
+                    command,
                     cwd=self._working_dir(container.spec),
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -286,14 +360,15 @@ class PodRunner:
             _signal_group(popen, signal.SIGTERM)
         began = time.monotonic()
         # Re-read the grace period each round: a force delete (grace 0) cuts a running wait short.
-        while any(popen.poll() is None for _, popen in live):
+        while not all(_reap(container, block=False) for container, _ in live):
             grace = _DEFAULT_GRACE_SECONDS if self._grace is None else self._grace
             if time.monotonic() - began >= grace:
                 break
             time.sleep(_POLL_SECONDS)
         for container, popen in live:
             _signal_group(popen, signal.SIGKILL)  # the group's children too, even if the leader exited
-            self._record_exit(container, popen.wait())
+            _reap(container, block=True)
+            self._record_exit(container, popen.returncode)
             container.restart_at = None
 
     def _write_status(self) -> None:
@@ -357,6 +432,14 @@ class PodRunner:
             condition["reason"] = reason
         return condition
 
+    def _remove_volumes(self) -> None:
+        """Delete the emptyDirs once the processes are gone and the Pod is going (the kubelet's rule)."""
+        with self._lock:
+            if self._volumes_removed:
+                return
+            self._volumes_removed = True
+        self._volumes.remove()
+
     def _delete_pod(self) -> None:
         try:
             self._core.delete_namespaced_pod(
@@ -367,6 +450,28 @@ class PodRunner:
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone already, or a new Pod has the name
                 log.warning("pod %s/%s: delete failed: %s", self.namespace, self.name, exc)
+
+
+def _reap(container: _Container, *, block: bool) -> bool:
+    """Whether the container's process has exited; reaps it with `wait4` to keep its usage."""
+    popen = container.popen
+    if popen is None:
+        return True
+    if popen.returncode is not None:
+        return True
+    try:
+        pid, status, rusage = os.wait4(popen.pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:  # reaped elsewhere: no usage to keep
+        popen.returncode = 0
+        return True
+    if pid == 0:
+        return False
+    popen.returncode = os.waitstatus_to_exitcode(status)
+    peak = None
+    with contextlib.suppress(OSError, ValueError, IndexError):  # killed with its process: no report
+        peak = int(container.rss_path.read_text().split()[-1])
+    container.usage = container.usage.add(rusage, peak)
+    return True
 
 
 def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
