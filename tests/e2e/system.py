@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,9 +228,11 @@ def webhook(
     db_address: str,
     scope: str,
     workdir: Path,
+    extra_args: Sequence[str] = (),
+    name: str = "webhook",
 ) -> Iterator[Process]:
-    """``katib-webhook`` serving this suite's namespaces until the block ends."""
-    cert_dir = workdir / "webhook-cert"
+    """``katib-webhook`` (with ``extra_args``) serving namespaces labelled ``scope`` until the block ends."""
+    cert_dir = workdir / f"{name}-cert"
     cert_dir.mkdir()
     (cert_dir / "tls.crt").write_bytes(cert.read_bytes())
     (cert_dir / "tls.key").write_bytes(key.read_bytes())
@@ -244,7 +246,8 @@ def webhook(
         "--db-manager-address", db_address,
         "--collector-command", collector,
         "--no-patch-ca-bundle",
-        log=workdir / "webhook.log",
+        *extra_args,
+        log=workdir / f"{name}.log",
     )  # fmt: skip
     try:
         line = hook.first_line()
@@ -258,8 +261,10 @@ def webhook(
 
 
 @contextlib.contextmanager
-def controllers(*, kubeconfig: Path, db_address: str, namespace: str, workdir: Path) -> Iterator[None]:
-    """Both controllers as processes (their packages' ``__main__``), watching ``namespace`` only."""
+def controllers(
+    *, kubeconfig: Path, db_address: str, namespace: str, workdir: Path, extra_args: Sequence[str] = ()
+) -> Iterator[None]:
+    """Both controllers as processes (``python -m``, with ``extra_args``), watching ``namespace`` only."""
     started = []
     try:
         for package in ("katib_experiment_controller", "katib_trial_controller"):
@@ -269,6 +274,7 @@ def controllers(*, kubeconfig: Path, db_address: str, namespace: str, workdir: P
                 "--db-manager-address", db_address,
                 "--lease-namespace", namespace,
                 "--workers", "4",
+                *extra_args,
             ]  # fmt: skip
             started.append(Process(package, *args, log=workdir / f"{namespace}-{package}.log"))
         yield

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from katib_core import constants, early_stopping, patches, stop_rules, training_markers
+from katib_core import constants, early_stopping, patches, push_auth, stop_rules, training_markers
 from katib_core.constants import CollectorKind, FileSystemKind
 from katib_core.errors import ValidationError
 from katib_core.models import MetricsCollectorSpec, Trial
@@ -83,6 +83,11 @@ class InjectionSettings:
     early_stopping_address: str = ""
     #: Copy the first container's ``securityContext`` to the sidecar.
     inject_security_context: bool = False
+    #: Authenticated pushes: the container that reports (the primary for Push, the sidecar for
+    #: pull kinds) gets ``KATIB_TRIAL_TOKEN`` from the trial's token Secret, which the trial
+    #: controller creates before the job (``push_auth.trial_secret_name``; optional, so a Pod
+    #: still starts without it and its reports are refused with UNAUTHENTICATED).
+    push_token: bool = False
 
 
 def trial_owner(obj: Mapping[str, Any]) -> str | None:
@@ -133,6 +138,8 @@ def mutate_pod(pod: Mapping[str, Any], trial: Trial, settings: InjectionSettings
     kind = _kind(collector)
     if kind == CollectorKind.PUSH:
         _add_stop_rules_env(containers[index], trial)
+        if settings.push_token:
+            add_token_env(containers[index], name)
     if not primary_pod or kind == CollectorKind.PUSH:
         return out
     if any(c.get("name") in (LOGGER_COLLECTOR_NAME, COLLECTOR_NAME) for c in containers):
@@ -178,6 +185,15 @@ def _add_env(container: dict[str, Any], db_manager_address: str) -> None:
         env.append({"name": constants.TRIAL_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": fieldpath}}})
     if db_manager_address and constants.DB_MANAGER_ADDRESS_ENV not in present:
         env.append({"name": constants.DB_MANAGER_ADDRESS_ENV, "value": db_manager_address})
+
+
+def add_token_env(container: dict[str, Any], trial_name: str) -> None:
+    """``KATIB_TRIAL_TOKEN`` from the trial's token Secret (unless the container sets it already)."""
+    env: list[dict[str, Any]] = container.setdefault("env", [])
+    if any(var.get("name") == push_auth.TOKEN_ENV for var in env):
+        return
+    ref = {"name": push_auth.trial_secret_name(trial_name), "key": push_auth.SECRET_TOKEN_KEY, "optional": True}
+    env.append({"name": push_auth.TOKEN_ENV, "valueFrom": {"secretKeyRef": ref}})
 
 
 def metrics_path(collector: MetricsCollectorSpec, kind: str) -> tuple[str, str]:
@@ -238,6 +254,8 @@ def _inject_sidecar(
     spec = pod["spec"]
     containers: list[dict[str, Any]] = spec["containers"]
     sidecar = _sidecar(containers, trial, kind, collector, settings)
+    if settings.push_token:
+        add_token_env(sidecar, (trial.metadata.name if trial.metadata else None) or "")
     containers.append(sidecar)
     spec["shareProcessNamespace"] = True
     path, path_kind = metrics_path(collector, kind)

@@ -265,3 +265,33 @@ def test_input_is_not_changed_and_missing_kind_means_stdout() -> None:
 )
 def test_trial_owner(refs: list[dict[str, str]], name: str | None) -> None:
     assert pod_injection.trial_owner({"metadata": {"ownerReferences": refs}}) == name
+
+
+TOKEN_ENV = {
+    "name": "KATIB_TRIAL_TOKEN",
+    "valueFrom": {"secretKeyRef": {"name": "trial-1-push-token", "key": "token", "optional": True}},
+}
+
+
+def test_push_token_goes_to_the_container_that_reports() -> None:
+    with_tokens = InjectionSettings(
+        db_manager_address=SETTINGS.db_manager_address, collectors=SETTINGS.collectors, push_token=True
+    )
+    push = pod_injection.mutate_pod(pod(), trial("Push"), with_tokens)
+    assert push["spec"]["containers"][0]["env"] == [TRIAL_ENV, DB_ENV, TOKEN_ENV]
+    assert pod_injection.pod_patch(push, trial("Push"), with_tokens) == []  # idempotent
+
+    primary, sidecar = pod_injection.mutate_pod(pod(), trial("StdOut"), with_tokens)["spec"]["containers"]
+    assert TOKEN_ENV not in primary["env"]  # the training of a pull trial does not push
+    assert sidecar["env"] == [TOKEN_ENV]
+
+    mine = {"name": "KATIB_TRIAL_TOKEN", "value": "a-token-of-my-own"}
+    container = {"name": "training-container", "command": ["python"], "env": [mine]}
+    own = pod_injection.mutate_pod(pod(container), trial("Push"), with_tokens)
+    assert [v for v in own["spec"]["containers"][0]["env"] if v["name"] == "KATIB_TRIAL_TOKEN"] == [mine]
+
+
+def test_without_push_tokens_nothing_refers_to_a_token_secret() -> None:
+    for kind in ("Push", "StdOut", "File"):
+        out = pod_injection.mutate_pod(pod(), trial(kind), SETTINGS)
+        assert "KATIB_TRIAL_TOKEN" not in str(out)

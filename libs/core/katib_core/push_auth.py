@@ -34,6 +34,10 @@ ANY: Final = "*"
 #: Env var carrying a trial's token, and the gRPC metadata key the token travels in.
 TOKEN_ENV: Final = "KATIB_TRIAL_TOKEN"
 METADATA_KEY: Final = "authorization"
+#: Key of a trial's token in its Secret (``trial_secret_name``), read by env ``KATIB_TRIAL_TOKEN``.
+SECRET_TOKEN_KEY: Final = "token"
+_SECRET_SUFFIX: Final = "-push-token"
+_MAX_NAME: Final = 253
 _VERSION: Final = 1
 _MIN_SECRET_BYTES: Final = 16
 
@@ -124,6 +128,20 @@ def authorize(claims: Claims, action: Action, trial: str, *, trial_namespace: st
     if trial_namespace != claims.namespace:
         owner = "an unknown namespace" if trial_namespace is None else f"namespace {trial_namespace!r}"
         raise PermissionDeniedError(f"trial {trial!r} belongs to {owner}, the token to {claims.namespace!r}")
+
+
+def new_secret() -> str:
+    """A fresh signing secret: 32 random bytes as 64 hex digits (one line of a secret file)."""
+    return _secrets.token_hex(32)
+
+
+def trial_secret_name(trial: str) -> str:
+    """The Secret holding ``trial``'s token (``<trial>-push-token``; hashed down if too long for a name)."""
+    name = trial + _SECRET_SUFFIX
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(trial.encode()).hexdigest()[:10]
+    return f"{trial[: _MAX_NAME - len(_SECRET_SUFFIX) - 11]}-{digest}{_SECRET_SUFFIX}"
 
 
 def bearer(metadata: Sequence[tuple[str, str]]) -> str | None:

@@ -112,3 +112,17 @@ def test_parse_secrets() -> None:
 def test_arbitrary_text_never_verifies(text: str) -> None:
     with pytest.raises(UnauthenticatedError):
         push_auth.verify(text, [SECRET], now=NOW)
+
+
+def test_trial_secret_names_are_valid_and_distinct() -> None:
+    assert push_auth.trial_secret_name("exp-abc") == "exp-abc-push-token"
+    long_a, long_b = "a" * 250 + "x", "a" * 250 + "y"
+    names = {push_auth.trial_secret_name(long_a), push_auth.trial_secret_name(long_b)}
+    assert len(names) == 2
+    assert all(len(name) <= 253 and name.endswith("-push-token") for name in names)
+
+
+def test_new_secrets_are_long_enough_and_fresh() -> None:
+    first, second = push_auth.new_secret(), push_auth.new_secret()
+    assert first != second
+    assert push_auth.parse_secrets(first + "\n") == [first.encode()]

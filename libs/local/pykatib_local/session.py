@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from katib_core import push_auth as auth
+from katib_core.push_keys import SecretFile, TokenMinter
 from katib_dbmanager.auth import Authenticator  # pants: no-infer-dep
 from katib_dbmanager.server import DBManagerServer  # pants: no-infer-dep
 from katib_dbmanager.storage import open_store  # pants: no-infer-dep
@@ -30,7 +29,6 @@ WORKDIR_ENV = "PYKATIB_WORKDIR"
 #: With push auth, the secret tokens are signed with (created once per work directory, mode 0600).
 SECRET_FILE = ".push-auth-secret"
 _TRIAL_TOKEN_TTL = 7 * 24 * 3600.0
-_ADMIN_TOKEN_TTL = 365 * 24 * 3600.0
 DEFAULT_WORKDIR = ".pykatib"
 
 
@@ -48,17 +46,20 @@ class LocalSession:
         self.bin_dir = self.workdir / ".bin"
         _python_shims(self.bin_dir)
         url = db_url or f"sqlite:///{self.workdir / 'katib.db'}"
-        self._secret: bytes | None = None
+        self._minter: TokenMinter | None = None
         authenticator = None
         if push_auth:
             secret_file = self.workdir / SECRET_FILE
-            self._secret = _ensure_secret(secret_file)
+            _ensure_secret(secret_file)
+            self._minter = TokenMinter(SecretFile(secret_file))
             authenticator = Authenticator(secret_file)
         self.server = DBManagerServer(
             open_store(url), listen_address="127.0.0.1:0", authenticator=authenticator
         ).start()
-        admin = self._mint(auth.ANY, auth.ANY, ttl=_ADMIN_TOKEN_TTL) if push_auth else None
-        self.db = DBManagerClient(open_channel(self.server.address), token=lambda: admin)
+        minter = self._minter
+        self.db = DBManagerClient(
+            open_channel(self.server.address), token=(lambda: None) if minter is None else minter.admin_token
+        )
         self.suggester = Suggester()
         self.gpus = gpus.GpuPool(gpus.detect())
         self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
@@ -67,11 +68,9 @@ class LocalSession:
 
     def trial_token(self, namespace: str, trial: str) -> str | None:
         """A push token for one trial (None without push auth): it may report and read that trial only."""
-        return self._mint(namespace, trial, ttl=_TRIAL_TOKEN_TTL) if self._secret is not None else None
-
-    def _mint(self, namespace: str, trial: str, *, ttl: float) -> str:
-        assert self._secret is not None
-        return auth.mint(self._secret, auth.Claims(namespace, trial, expires_at=int(time.time() + ttl)))
+        if self._minter is None:
+            return None
+        return self._minter.trial_token(namespace, trial, ttl=_TRIAL_TOKEN_TTL)
 
     @property
     def closed(self) -> bool:
@@ -163,7 +162,7 @@ def _python_shims(bin_dir: Path) -> None:
         link.symlink_to(sys.executable)
 
 
-def _ensure_secret(path: Path) -> bytes:
+def _ensure_secret(path: Path) -> None:
     """The work directory's push secret, created (owner-only) on first use."""
     if not path.exists():
         try:
@@ -172,5 +171,4 @@ def _ensure_secret(path: Path) -> bytes:
             pass  # another session made it first
         else:
             with os.fdopen(descriptor, "w") as out:
-                out.write(secrets.token_hex(32) + "\n")
-    return auth.parse_secrets(path.read_text())[0]
+                out.write(auth.new_secret() + "\n")

@@ -12,8 +12,13 @@ import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 from katib_core import constants
+
+#: Env default of ``--push-auth-secret-file``.
+PUSH_AUTH_SECRET_FILE_ENV: Final = "KATIB_PUSH_AUTH_SECRET_FILE"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class OperatorSettings:
     liveness: str | None
     log_level: str
     events: str = "all"
+    #: Authenticated pushes: the DB manager's secret file (its first secret signs our tokens).
+    push_auth_secret_file: Path | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -67,6 +74,11 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
         choices=["all", "warnings", "none"],
         help="Kubernetes Events to post: all (Katib's JobCreated, JobRunning…), only warnings, or none",
     )
+    p.add_argument(
+        "--push-auth-secret-file",
+        help="authenticated pushes: the DB manager's secret file (one secret per line, the first signs);"
+        f" the controller signs its own and the trials' tokens with it (env {PUSH_AUTH_SECRET_FILE_ENV})",
+    )
     return p
 
 
@@ -88,7 +100,12 @@ def from_args(prog: str, args: argparse.Namespace, environ: Mapping[str, str]) -
         liveness=args.liveness,
         log_level=args.log_level,
         events=args.events,
+        push_auth_secret_file=_path(args.push_auth_secret_file or environ.get(PUSH_AUTH_SECRET_FILE_ENV)),
     )
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def _katib_address(environ: Mapping[str, str]) -> str | None:

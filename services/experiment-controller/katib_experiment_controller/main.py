@@ -12,9 +12,10 @@ from typing import Any
 from katib_core import constants
 from katib_core.errors import StorageUnavailableError
 from katib_core.models import Experiment, Suggestion, Trial
+from katib_core.push_keys import TokenMinter
 from katib_experiment_controller import resources
 from katib_experiment_controller.reconciler import ExperimentReconciler
-from katib_operator import connecting, kubeapi, running
+from katib_operator import connecting, dbmanager_access, kubeapi, running
 from katib_operator.caches import Key, ObjectCache, key_of
 from katib_operator.leases import LeaderElector
 from katib_operator.objects import Objects
@@ -50,7 +51,7 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
         recorder=recorder,
         api=api,
         creators=creators,
-        objective_values=objective_values(settings.db_manager_address),
+        objective_values=objective_values(settings.db_manager_address, minter=dbmanager_access.push_minter(settings)),
     )
 
     def on_experiment(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
@@ -119,12 +120,14 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def objective_values(address: str, *, timeout: float = 10.0) -> Callable[[str, str], list[str]]:
+def objective_values(
+    address: str, *, minter: TokenMinter | None = None, timeout: float = 10.0
+) -> Callable[[str, str], list[str]]:
     """Reads a trial's values of one metric from the DB manager (medianstop's input).
 
     Unreachable or timed out → ``StorageUnavailableError`` (the reconcile is retried).
     """
-    client = dbmanager.DBManagerClient(dbmanager.open_channel(address))
+    client = dbmanager_access.client(dbmanager.open_channel(address), minter)
 
     def read(trial: str, metric: str) -> list[str]:
         try:

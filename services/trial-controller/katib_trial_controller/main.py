@@ -8,16 +8,17 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from katib_core import constants
+from katib_core import constants, durations
+from katib_core.errors import ValidationError
 from katib_core.models import Trial
-from katib_operator import connecting, kubeapi, running
+from katib_operator import connecting, dbmanager_access, kubeapi, running
 from katib_operator.caches import Key, ObjectCache, key_of
 from katib_operator.leases import LeaderElector
 from katib_operator.objects import Objects
 from katib_operator.recording import EventRecorder
 from katib_operator.settings import OperatorSettings, parser
 from katib_operator.settings import from_args as settings_from_args
-from katib_trial_controller import resources
+from katib_trial_controller import push_tokens, resources
 from katib_trial_controller.metric_logs import MetricLogs
 from katib_trial_controller.reconciler import TrialReconciler
 from pykatib import dbmanager
@@ -30,6 +31,7 @@ def build(
     config: kubeapi.KubeConfig,
     *,
     trial_resources: Sequence[str] = resources.DEFAULT_TRIAL_RESOURCES,
+    push_token_ttl: float = push_tokens.DEFAULT_TOKEN_TTL,
     on_lost: Any = None,
 ) -> running.Controller:
     """The controller with real collaborators (``main`` and the tests share this)."""
@@ -40,13 +42,16 @@ def build(
     jobs: ObjectCache[dict[str, Any]] = ObjectCache(lambda body: body, trim=resources.job_summary)
     recorder = EventRecorder(api, component=PROG, level=settings.events)
     channel = dbmanager.open_channel(settings.db_manager_address)
+    minter = dbmanager_access.push_minter(settings)
+    objects = Objects(api)
     reconciler = TrialReconciler(
-        objects=Objects(api),
+        objects=objects,
         trials=trials,
         jobs=jobs,
         job_kinds=by_type,
-        metric_logs=MetricLogs(dbmanager.DBManagerClient(channel)),
+        metric_logs=MetricLogs(dbmanager_access.client(channel, minter)),
         recorder=recorder,
+        push_tokens=None if minter is None else push_tokens.PushTokens(objects, minter, ttl=push_token_ttl),
     )
 
     def on_trial(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
@@ -97,8 +102,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         default=[],
         help="job kind trials may run, as Kind.version.group (repeatable; default Job.v1.batch)",
     )
+    p.add_argument(
+        "--push-token-ttl",
+        default="720h",
+        help="with --push-auth-secret-file: how long a trial's push token is valid (Go duration, default 720h)",
+    )
     args = p.parse_args(argv)
     settings = settings_from_args(PROG, args, os.environ if environ is None else environ)
+    try:
+        ttl = durations.parse(args.push_token_ttl, field="--push-token-ttl")
+    except ValidationError as exc:
+        p.error(str(exc))
+    if ttl <= 0:
+        p.error("--push-token-ttl must be positive")
     running.configure_logging(settings.log_level)
     stop = threading.Event()
     lost = threading.Event()
@@ -111,6 +127,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings,
         kubeapi.load(settings.kubeconfig, context=settings.context),
         trial_resources=args.trial_resource or resources.DEFAULT_TRIAL_RESOURCES,
+        push_token_ttl=ttl,
         on_lost=on_lost,
     )
     running.run(controller, namespaces=settings.namespaces, liveness=settings.liveness, stop_flag=stop)

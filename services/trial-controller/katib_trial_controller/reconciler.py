@@ -1,9 +1,10 @@
 """One reconcile of one Trial: cached Trial + job → ``katib_core.trial_reconcile`` → API and DB-manager calls.
 
-Writes are ordered so any crash is harmless: the job is created under the trial's name (409 if
-it exists), the sentinel row is stored before MetricsUnavailable is written, status writes are
-conditional on the resourceVersion they were decided on, and the finalizer is removed only
-after the trial's metric logs are deleted.
+Writes are ordered so any crash is harmless: with push auth the trial's token Secret comes
+first (409 if it exists), the job is created under the trial's name (409 if it exists), the
+sentinel row is stored before MetricsUnavailable is written, status writes are conditional on
+the resourceVersion they were decided on, and the finalizer is removed only after the trial's
+metric logs are deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from katib_operator.recording import EventRecorder
 from katib_operator.running import Result
 from katib_trial_controller import resources
 from katib_trial_controller.metric_logs import MetricLogs
+from katib_trial_controller.push_tokens import PushTokens
 from katib_trial_controller.resources import JobKind
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class TrialReconciler:
         job_kinds: Mapping[tuple[str, str], JobKind],
         metric_logs: MetricLogs,
         recorder: EventRecorder | None = None,
+        push_tokens: PushTokens | None = None,
         now: Callable[[], str] = _now,
     ) -> None:
         self._objects = objects
@@ -55,6 +58,7 @@ class TrialReconciler:
         self._kinds = job_kinds
         self._logs = metric_logs
         self._recorder = recorder
+        self._push_tokens = push_tokens
         self._now = now
 
     def __call__(self, key: Key) -> Result:
@@ -93,6 +97,8 @@ class TrialReconciler:
                     f"{(run_spec or {}).get('kind')!r} ({(run_spec or {}).get('apiVersion')}) is not a trial resource "
                     "this controller watches (see --trial-resource)",
                 )
+            if self._push_tokens is not None:
+                self._push_tokens.ensure(raw)  # before the job: its Pods read the token at start
             self._create_job(raw, kind, run_spec or {})
         elif plan.job_action == JobAction.DELETE and kind is not None:
             self._objects.delete(kind.resource, namespace, job_name)

@@ -120,6 +120,7 @@ class Settings:
                 collectors=collectors,
                 early_stopping_address=args.early_stopping_address,
                 inject_security_context=args.inject_security_context,
+                push_token=args.inject_push_token,
             ),
             validation=validation.ValidationSettings(
                 algorithms=_names(args.algorithms, "--algorithms"),
@@ -175,6 +176,13 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         for resource, name in (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "storage")):
             add(f"--collector-{name}-{kind}", default=DEFAULT_RESOURCES[kind + "s"][resource])
     add("--inject-security-context", action="store_true", help="copy the first container's securityContext")
+    add(
+        "--inject-push-token",
+        action="store_true",
+        default=environ.get("KATIB_INJECT_PUSH_TOKEN", "").lower() in ("1", "true", "yes"),
+        help="authenticated pushes: give the reporting container env KATIB_TRIAL_TOKEN from the trial's"
+        " <trial>-push-token Secret (env KATIB_INJECT_PUSH_TOKEN=true)",
+    )
     add(
         "--exclude-user",
         action="append",
