@@ -86,7 +86,7 @@ def katib_client(system: System, namespace: str) -> katib.KatibClient:
 
 def metric_logs(system: System, trial: str) -> list[tuple[str, str, str]]:
     with contextlib.closing(dbmanager.open_channel(system.db_manager_address)) as channel:
-        logs = dbmanager.DBManagerClient(channel).get(trial, timeout=30)
+        logs = dbmanager.DBManagerClient(channel, token=system.db_token).get(trial, timeout=30)
     return [(log.time_stamp, log.metric.name, log.metric.value) for log in logs]
 
 

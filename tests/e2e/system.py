@@ -19,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from katib_core import push_auth
 from katib_testcluster import polling
 
 #: Every namespace of this suite carries it (the webhooks' namespaceSelector, log dumps in CI).
@@ -36,6 +38,8 @@ SUITE_LABEL = "pykatib.e2e/suite"
 INJECTION = {"katib.kubeflow.org/metrics-collector-injection": "enabled"}
 GROUP, VERSION = "kubeflow.org", "v1beta1"
 WEBHOOK_MANIFESTS = Path("infra/webhook")
+#: The install's push signing Secret (infra/components/push-auth).
+PUSH_SECRET = "katib-push-auth"
 #: This interpreter's import path, absolute: the node agent starts Pods in directories of their own.
 PYTHONPATH = os.pathsep.join(os.path.abspath(p) for p in sys.path if p)
 
@@ -53,6 +57,8 @@ class System:
         official_trial: ``tune()`` arguments for trials of the official SDK (where kubeflow-katib comes from).
         installed: True for an installed system (kind), False for the test control plane.
         controllers: starts the controllers for one namespace (installed: they already watch all).
+        db_token: the token for this suite's own DB-manager reads (an admin token when the install
+            requires push tokens, i.e. Secret kubeflow/katib-push-auth exists; else None).
     """
 
     kubeconfig: Path
@@ -63,6 +69,12 @@ class System:
     official_trial: dict[str, Any]
     installed: bool
     controllers: Callable[[str], contextlib.AbstractContextManager[None]] = field(repr=False)
+    db_token: Callable[[], str | None] = field(default=lambda: None, repr=False)
+
+    @property
+    def push_auth(self) -> bool:
+        """Whether the DB manager requires push tokens (the official SDK's trials send none)."""
+        return self.db_token() is not None
 
     @contextlib.contextmanager
     def namespace(self, stem: str) -> Iterator[str]:
@@ -123,7 +135,20 @@ def from_environment(environ: Mapping[str, str]) -> System | None:
         },
         installed=True,
         controllers=lambda namespace: contextlib.nullcontext(),
+        db_token=_admin_tokens(api),
     )
+
+
+def _admin_tokens(api: client.ApiClient, namespace: str = "kubeflow") -> Callable[[], str | None]:
+    """Admin tokens signed with the install's push secret (infra/install), or None without one."""
+    try:
+        secret: Any = client.CoreV1Api(api).read_namespaced_secret(PUSH_SECRET, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return lambda: None  # infra/overlays/katib-compatible
+        raise
+    signing = push_auth.parse_secrets(base64.b64decode(secret.data["secret"]).decode())[0]
+    return lambda: push_auth.mint(signing, push_auth.Claims(push_auth.ANY, push_auth.ANY, int(time.time() + 600)))
 
 
 # -- the test control plane -------------------------------------------------------------------

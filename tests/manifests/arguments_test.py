@@ -45,18 +45,18 @@ def command_line(install: list[dict[str, Any]], deployment: str) -> tuple[list[s
     return list(container.get("args", ())), env
 
 
-def test_db_manager_reaches_katib_mysql_with_the_secret(install: list[dict[str, Any]]) -> None:
+def test_db_manager_reaches_katib_mysql_with_the_secret(install: list[dict[str, Any]], tmp_path: Path) -> None:
     args, env = command_line(install, "katib-db-manager")
-    settings = DBManagerSettings.from_args(args, env)
+    (tmp_path / "secret").write_text("0123456789abcdef0123456789abcdef\n")  # the push-auth mount
+    settings = DBManagerSettings.from_args(args, {**env, "KATIB_DB_MANAGER_AUTH_SECRET_FILE": str(tmp_path / "secret")})
     assert settings.listen_address == "0.0.0.0:6789"
     url = settings.db_url
     assert (url.scheme, url.host, url.port, url.database) == ("mysql", "katib-mysql", 3306, "katib")
     assert url.password == "secret-MYSQL_ROOT_PASSWORD"
-    assert settings.auth_secret_file is None
 
 
-def test_db_manager_of_the_push_auth_overlay_requires_tokens(tmp_path: Path) -> None:
-    rendered = kustomize.build(kustomize.kubectl(), kustomize.INFRA / "overlays" / "push-auth")
+def test_db_manager_of_the_install_requires_tokens(tmp_path: Path) -> None:
+    rendered = kustomize.build(kustomize.kubectl(), kustomize.INSTALL)
     args, env = command_line(rendered, "katib-db-manager")
     # The Secret's mount, here a file with one secret.
     secret = tmp_path / "secret"
@@ -92,3 +92,10 @@ def test_controllers_watch_everything_and_elect_a_leader_in_kubeflow(
     assert settings.liveness == "http://0.0.0.0:8080/healthz"
     assert settings.db_manager_address == "katib-db-manager.kubeflow:6789"
     assert settings.kubeconfig is None
+    # Push auth (infra/components/push-auth): the controllers sign with the mounted secret.
+    assert settings.push_auth_secret_file == Path("/etc/katib/push-auth/secret")
+
+
+def test_the_webhook_of_the_install_injects_push_tokens(install: list[dict[str, Any]]) -> None:
+    args, env = command_line(install, "katib-webhook")
+    assert WebhookSettings.from_args(args, env).admission.injection.push_token

@@ -44,7 +44,7 @@ def kubeflow(k8s_cluster: Cluster, kubectl: Path) -> Path:
     return k8s_cluster.kubeconfig
 
 
-@pytest.mark.parametrize("overlay", ["install", "overlays/push-auth"])
+@pytest.mark.parametrize("overlay", ["install", "overlays/katib-compatible"])
 def test_server_side_dry_run_accepts_every_object(kubectl: Path, kubeflow: Path, overlay: str) -> None:
     rendered = for_1_20(kustomize.build(kubectl, kustomize.INFRA / overlay))
     out = kustomize.run(
@@ -112,7 +112,9 @@ def test_rbac_grants_what_each_service_calls_and_nothing_more(kubectl: Path, kub
             ("watch", "jobs.batch", "-A"),
             ("create", "events", "-n", "team-a"),
             ("update", "leases.coordination.k8s.io/katib-trial-controller", "-n", "kubeflow"),
+            ("create", "secrets", "-n", "team-a"),  # the trials' token Secrets (push auth)
         ],
+        "katib-push-auth-init": [("create", "secrets", "-n", "kubeflow")],
         "katib-webhook": [
             ("get", "trials.kubeflow.org", "-n", "team-a"),
             ("get", "jobs.batch", "-n", "team-a"),
@@ -134,6 +136,12 @@ def test_rbac_grants_what_each_service_calls_and_nothing_more(kubectl: Path, kub
             ("update", "experiments.kubeflow.org", "--subresource=status", "-n", "team-a"),
             ("create", "pods", "-n", "team-a"),
             ("get", "secrets", "-n", "team-a"),
+            ("list", "secrets", "-A"),
+        ],
+        "katib-push-auth-init": [
+            ("get", "secrets", "-n", "kubeflow"),
+            ("create", "secrets", "-n", "team-a"),
+            ("create", "pods", "-n", "kubeflow"),
         ],
         "katib-webhook": [
             ("list", "trials.kubeflow.org", "-n", "team-a"),

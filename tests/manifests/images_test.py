@@ -169,3 +169,14 @@ def test_the_trial_image_installs_pykatib_from_the_wheels(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     # What a Push trial's script checks before it would fall back to pip (pykatib._tuning).
     subprocess.run([str(python), "-c", "import pykatib; pykatib.report_metrics"], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("image", ["katib-trial-controller"], indirect=True)  # the Job's image
+def test_the_push_auth_init_job_command_runs_in_the_trial_controller_image(image: tuple[str, Path]) -> None:
+    _, root = image
+    install = kustomize.build(kustomize.kubectl(), kustomize.INSTALL)
+    (container,) = kustomize.find(install, "Job", "katib-push-auth-init")["spec"]["template"]["spec"]["containers"]
+    command = [part.replace("/opt/app", str(root / "opt/app")) for part in container["command"]]
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "--namespace" in done.stdout

@@ -71,9 +71,9 @@ def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str) -> dict[str
 
 
 def containers(objects: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(deployment name, container)`` for every container of every Deployment."""
+    """``(workload name, container)`` for every container of every Deployment and Job."""
     for obj in objects:
-        if obj["kind"] == "Deployment":
+        if obj["kind"] in ("Deployment", "Job"):
             spec = obj["spec"]["template"]["spec"]
             for container in [*spec.get("initContainers", ()), *spec["containers"]]:
                 yield obj["metadata"]["name"], container

@@ -34,15 +34,16 @@ def install(kubectl: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def push_auth(kubectl: Path) -> list[dict[str, Any]]:
-    return kustomize.build(kubectl, kustomize.INFRA / "overlays" / "push-auth")
+def compatible(kubectl: Path) -> list[dict[str, Any]]:
+    return kustomize.build(kubectl, kustomize.INFRA / "overlays" / "katib-compatible")
 
 
 def test_the_expected_kustomizations_exist() -> None:
     found = {str(p) for p in kustomize.kustomizations()}
     expected = {
+        "infra/base",
         "infra/install",
-        "infra/overlays/push-auth",
+        "infra/overlays/katib-compatible",
         *(f"infra/{c}" for c in ("crds", "namespace", "mysql", "db-manager", "webhook")),
         *(f"infra/{c}-controller" for c in ("experiment", "trial")),
     }
@@ -92,19 +93,47 @@ def test_db_manager_is_where_the_official_sdk_looks(install: list[dict[str, Any]
     assert [kustomize.find(install, "PersistentVolumeClaim", c)["metadata"]["name"] for c in claims] == ["katib-mysql"]
 
 
-def test_push_auth_is_off_in_install_and_on_in_its_overlay(
-    install: list[dict[str, Any]], push_auth: list[dict[str, Any]]
+def test_push_auth_is_on_in_install_and_off_when_katib_compatible(
+    install: list[dict[str, Any]], compatible: list[dict[str, Any]]
 ) -> None:
-    def auth(objects: list[dict[str, Any]]) -> tuple[str | None, list[Any]]:
-        spec = kustomize.find(objects, "Deployment", "katib-db-manager")["spec"]["template"]["spec"]
-        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
-        secrets = [v["secret"]["secretName"] for v in spec.get("volumes", ()) if "secret" in v]
-        return env.get("KATIB_DB_MANAGER_AUTH_SECRET_FILE"), secrets
+    def wiring(objects: list[dict[str, Any]]) -> dict[str, tuple[str | None, list[Any]]]:
+        found = {}
+        for name, variable in (
+            ("katib-db-manager", "KATIB_DB_MANAGER_AUTH_SECRET_FILE"),
+            ("katib-trial-controller", "KATIB_PUSH_AUTH_SECRET_FILE"),
+            ("katib-experiment-controller", "KATIB_PUSH_AUTH_SECRET_FILE"),
+            ("katib-webhook", "KATIB_INJECT_PUSH_TOKEN"),
+        ):
+            spec = kustomize.find(objects, "Deployment", name)["spec"]["template"]["spec"]
+            env = {e["name"]: e.get("value") for e in spec["containers"][0].get("env", ())}
+            secrets = [v["secret"]["secretName"] for v in spec.get("volumes", ()) if "secret" in v]
+            found[name] = (env.get(variable), secrets)
+        return found
 
-    assert auth(install) == (None, [])
-    assert auth(push_auth) == ("/etc/katib/push-auth/secret", ["katib-push-auth"])
-    # The key is created per cluster (docs/install.md), never rendered from the repository.
-    assert not [o for o in push_auth if o["kind"] == "Secret" and o["metadata"]["name"] == "katib-push-auth"]
+    mounted = ("/etc/katib/push-auth/secret", ["katib-push-auth"])
+    assert wiring(install) == {
+        "katib-db-manager": mounted,
+        "katib-trial-controller": mounted,
+        "katib-experiment-controller": mounted,
+        "katib-webhook": ("true", []),
+    }
+    assert all(wired == (None, []) for wired in wiring(compatible).values())
+    # The key is generated in the cluster by the init Job, never rendered from the repository.
+    for objects in (install, compatible):
+        assert not [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "katib-push-auth"]
+    job = kustomize.find(install, "Job", "katib-push-auth-init")["spec"]["template"]["spec"]
+    (container,) = job["containers"]
+    assert container["command"][-2:] == ["-m", "katib_trial_controller.push_secret"]
+    assert (
+        container["image"]
+        == kustomize.find(install, "Deployment", "katib-trial-controller")["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+    )
+    assert not [o for o in compatible if o["kind"] == "Job"]
+    assert {o["metadata"]["name"] for o in install} - {o["metadata"]["name"] for o in compatible} == {
+        "katib-push-auth-init"
+    }
 
 
 def test_every_pykatib_image_is_built_by_a_dockerfile(install: list[dict[str, Any]]) -> None:
@@ -212,7 +241,10 @@ def test_rbac_is_least_privilege(install: list[dict[str, Any]]) -> None:
             for rule in obj["rules"]:
                 flat = json.dumps(rule)
                 assert '"*"' not in flat, (obj["metadata"]["name"], rule)
-                assert "secrets" not in rule.get("resources", ()), (obj["metadata"]["name"], rule)
+                if "secrets" in rule.get("resources", ()):
+                    # Only creating: the trial controller the trials' token Secrets, the init Job the signing one.
+                    assert obj["metadata"]["name"] in ("katib-trial-controller", "katib-push-auth-init"), rule
+                    assert (rule["resources"], rule["verbs"]) == (["secrets"], ["create"]), rule
     for deployment in (o for o in install if o["kind"] == "Deployment"):
         spec = deployment["spec"]["template"]["spec"]
         if deployment["metadata"]["name"] == "katib-mysql":
@@ -266,7 +298,7 @@ def test_containers_run_unprivileged(install: list[dict[str, Any]]) -> None:
         assert context["capabilities"] == {"drop": ["ALL"]}
         assert container["imagePullPolicy"] == "IfNotPresent"
     for obj in install:
-        if obj["kind"] == "Deployment" and obj["metadata"]["name"] != "katib-mysql":
+        if obj["kind"] in ("Deployment", "Job") and obj["metadata"]["name"] != "katib-mysql":
             assert obj["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 

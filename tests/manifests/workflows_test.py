@@ -83,6 +83,10 @@ def test_e2e_builds_every_image_the_install_uses_and_loads_it_into_kind() -> Non
         assert image["newTag"] == tag
         assert image["name"].removeprefix(f"{registry}/") in titles
     assert "kubectl apply -k infra/install" in text
+    # Both installs: push tokens on (the default) and off (the official SDK's trials can push).
+    installs = [entry["install"] for job in workflow["jobs"].values() for entry in job["strategy"]["matrix"]["include"]]
+    assert sorted(installs) == ["infra/install", "infra/overlays/katib-compatible"]
+    assert all((Path(i) / "kustomization.yaml").exists() for i in installs)
     kind = next(
         s for j in workflow["jobs"].values() for s in j["steps"] if s.get("uses", "").startswith("helm/kind-action")
     )
