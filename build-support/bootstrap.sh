@@ -26,6 +26,8 @@ need_apt=()
 [ -x /usr/bin/protoc ] || need_apt+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || need_apt+=(libprotobuf-dev)
 [ -x /usr/bin/grpc_python_plugin ] || need_apt+=(protobuf-compiler-grpc)
+# GNU time: the test node agent reads each container's peak RSS from it (push-vs-pull benchmark).
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} from Debian"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
