@@ -17,91 +17,24 @@ Prints trials/s, the controllers' peak RSS and CPU time, and where the machine's
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench_processes import Process, cpu_seconds, db_manager, rss_mb
 from kubernetes import client, watch
 
 from katib_core import constants
 from katib_core import testing as builders
 from katib_testcluster import cluster, controlplane, crds, polling
 from pykatib import dbmanager
-
-TICKS = os.sysconf("SC_CLK_TCK")
-MYSQL = "mysql://root@127.0.0.1:3306"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mb(pid: int, key: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Process:
-    """A child Python process with this interpreter and sys.path."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
-        self.name = name
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self.log = (log_dir / f"{name}.log").open("wb")
-        self.popen = subprocess.Popen([sys.executable, *argv], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.peak_rss = 0.0
-
-    def sample(self) -> None:
-        with contextlib.suppress(OSError):
-            self.peak_rss = max(self.peak_rss, rss_mb(self.popen.pid))
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.log.close()
-
-
-@contextlib.contextmanager
-def db_manager(log_dir: Path, database: str) -> Iterator[tuple[Process, str]]:
-    subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "-e", f"CREATE DATABASE {database}"], check=True)
-    code = "import sys; from katib_dbmanager.main import main; sys.exit(main())"
-    proc = Process(
-        "db-manager", ["-c", code, "--listen-address", "127.0.0.1:0", "--db-url", f"{MYSQL}/{database}"], log_dir
-    )
-    try:
-        log_path = log_dir / "db-manager.log"
-
-        def address() -> str | None:
-            for line in log_path.read_text(errors="replace").splitlines():
-                if " on 127.0.0.1:" in line:
-                    return line.split(" on ")[1].split()[0]
-            return None
-
-        yield proc, polling.wait_until(address, timeout=60, what="the DB manager to serve")
-    finally:
-        proc.stop()
-        subprocess.run(
-            ["mariadb", "-h", "127.0.0.1", "-u", "root", "-e", f"DROP DATABASE IF EXISTS {database}"], check=False
-        )
 
 
 def prepush(api: client.ApiClient, namespace: str, address: str, stop: threading.Event) -> None:

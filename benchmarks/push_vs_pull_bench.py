@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bench_processes import Process, db_manager
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -45,7 +45,6 @@ from katib_core import testing as builders
 from katib_testcluster import cluster, crds, pod_runner, polling
 from pykatib import dbmanager
 
-MYSQL = "mysql://root@127.0.0.1:3306"
 MODES = ("Push", "StdOut")
 #: Processes of the node agent's runtime emulation, not of the Pod (see katib_testcluster.pod_runner).
 PLUMBING = frozenset({"time", "nsenter"})
@@ -85,58 +84,6 @@ class TrialRecord:
     in_db_at: float | None = None
     in_status_at: float | None = None
     usage: dict[str, Any] = field(default_factory=dict)
-
-
-class Process:
-    """A child process with this interpreter and sys.path, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path, *, stdout_pipe: bool = False) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self.log = self.log_path.open("wb")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p)}
-        self.popen = subprocess.Popen(
-            [sys.executable, *argv],
-            env=env,
-            stdout=subprocess.PIPE if stdout_pipe else self.log,
-            stderr=self.log if stdout_pipe else subprocess.STDOUT,
-        )
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
-        self.log.close()
-
-
-@contextlib.contextmanager
-def db_manager(log_dir: Path) -> Iterator[str]:
-    """A DB manager process on a fresh MariaDB database; yields its address."""
-    database = f"pvp_{uuid.uuid4().hex[:8]}"
-    mariadb = ["mariadb", "-h", "127.0.0.1", "-u", "root", "-e"]
-    subprocess.run([*mariadb, f"CREATE DATABASE {database}"], check=True)
-    code = "import sys; from katib_dbmanager.main import main; sys.exit(main())"
-    proc = Process(
-        "db-manager", ["-c", code, "--listen-address", "127.0.0.1:0", "--db-url", f"{MYSQL}/{database}"], log_dir
-    )
-    try:
-
-        def address() -> str | None:
-            for line in proc.log_path.read_text(errors="replace").splitlines():
-                if " on 127.0.0.1:" in line:
-                    return line.split(" on ")[1].split()[0]
-            return None
-
-        yield polling.wait_until(address, timeout=60, what="the DB manager to serve")
-    finally:
-        proc.stop()
-        subprocess.run([*mariadb, f"DROP DATABASE IF EXISTS {database}"], check=False)
 
 
 @contextlib.contextmanager
@@ -448,7 +395,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
     with (
         cluster.running(crd_dir=crds.find_dir()) as running,
-        db_manager(log_dir) as address,
+        db_manager(log_dir, f"pvp_{uuid.uuid4().hex[:8]}") as (_, address),
         webhook(running, address, args.webhook_manifests, log_dir),
     ):
         api, namespace = running.api_client, "bench"

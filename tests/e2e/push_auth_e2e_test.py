@@ -13,8 +13,6 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from kubernetes import client
 
 import pykatib as katib
 from e2e import system as system_mod
+from e2e.system import System
 from katib_core import push_auth
 from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.server import DBManagerServer
@@ -34,73 +33,65 @@ SECRET = push_auth.new_secret()
 VICTIM = "someone-elses-trial"
 
 
-@dataclass
-class Secured:
-    cluster: Cluster
-    db_address: str
-    scope: str
-    workdir: Path
-    secret_file: Path
-
-    def admin_client(self) -> dbmanager.DBManagerClient:
-        admin = push_auth.mint(SECRET.encode(), push_auth.Claims("*", "*", int(time.time() + 600)))
-        return dbmanager.DBManagerClient(dbmanager.open_channel(self.db_address), token=lambda: admin)
-
-    def rows(self, trial: str) -> list[tuple[str, str]]:
-        client_ = self.admin_client()
-        with contextlib.closing(client_.channel):
-            return [(log.metric.name, log.metric.value) for log in client_.get(trial, timeout=30)]
+def admin_token() -> str:
+    return push_auth.mint(SECRET.encode(), push_auth.Claims("*", "*", int(time.time() + 600)))
 
 
 @pytest.fixture(scope="module")
-def secured(k8s_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+def secured(k8s_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The system as infra/install configures it, reading the DB manager with an admin token."""
     workdir = tmp_path_factory.mktemp("push-auth")
     secret_file = workdir / "push-auth-secret"
     secret_file.write_text(SECRET + "\n")
     scope = os.urandom(5).hex()
-    pair = k8s_cluster.pki.issue_serving_cert(f"katib-webhook-{scope}")
     with storage_testing.supply("mysql") as supply:
         db = DBManagerServer(
             supply.open(), listen_address="127.0.0.1:0", authenticator=Authenticator(secret_file)
         ).start()
         try:
             with system_mod.webhook(
-                kubeconfig=k8s_cluster.kubeconfig,
-                api=k8s_cluster.api_client,
-                cert=pair.cert,
-                key=pair.key,
-                ca_pem=k8s_cluster.pki.ca_pem,
+                k8s_cluster,
                 db_address=db.address,
                 scope=scope,
                 workdir=workdir,
                 extra_args=["--inject-push-token"],
                 name="webhook-push-auth",
             ) as hook:
-                yield Secured(k8s_cluster, db.address, scope, workdir, secret_file)
+
+                def controllers(namespace: str) -> contextlib.AbstractContextManager[None]:
+                    return system_mod.controllers(
+                        kubeconfig=k8s_cluster.kubeconfig,
+                        db_address=db.address,
+                        namespace=namespace,
+                        workdir=workdir,
+                        extra_args=["--push-auth-secret-file", str(secret_file)],
+                    )
+
+                yield System(
+                    kubeconfig=k8s_cluster.kubeconfig,
+                    api=k8s_cluster.api_client,
+                    db_manager_address=db.address,
+                    scope=scope,
+                    trial_image="docker.io/library/python:3.11-slim",  # the node agent ignores images
+                    official_trial={},
+                    installed=False,
+                    controllers=controllers,
+                    db_token=admin_token,
+                )
                 print("--- webhook", hook.tail(40), sep="\n")
         finally:
             db.stop()
 
 
 @pytest.fixture()
-def namespace(secured: Secured) -> Iterator[str]:
-    core = client.CoreV1Api(secured.cluster.api_client)
-    name = f"e2e-auth-{os.urandom(3).hex()}"
-    labels = {**system_mod.INJECTION, system_mod.SUITE_LABEL: secured.scope}
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
-    try:
-        system_mod.wait_for_webhooks(secured.cluster.api_client, name)
-        with system_mod.controllers(
-            kubeconfig=secured.cluster.kubeconfig,
-            db_address=secured.db_address,
-            namespace=name,
-            workdir=secured.workdir,
-            extra_args=["--push-auth-secret-file", str(secured.secret_file)],
-        ):
-            yield name
-    finally:
-        with contextlib.suppress(client.exceptions.ApiException):
-            core.delete_namespace(name)
+def namespace(secured: System) -> Iterator[str]:
+    with secured.namespace("auth") as name:
+        system_mod.wait_for_webhooks(secured.api, name)
+        yield name
+
+
+def rows(system: System, trial: str) -> list[tuple[str, str]]:
+    return [(metric, value) for _, metric, value in system.metric_logs(trial)]
 
 
 def honest_then_forging_objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial
@@ -123,8 +114,10 @@ def honest_then_forging_objective(parameters):  # type: ignore[no-untyped-def]  
         raise SystemExit("a forged push was accepted")
 
 
-def test_every_trial_pushes_with_its_own_token_and_cannot_forge(secured: Secured, namespace: str) -> None:
-    tuner = katib.KatibClient(config_file=str(secured.cluster.kubeconfig), namespace=namespace)
+def test_every_trial_pushes_with_its_own_token_and_cannot_forge(
+    secured: System, namespace: str, k8s_cluster: Cluster
+) -> None:
+    tuner = katib.KatibClient(config_file=str(secured.kubeconfig), namespace=namespace)
     tuner.tune(
         name="auth",
         objective=honest_then_forging_objective,
@@ -134,11 +127,11 @@ def test_every_trial_pushes_with_its_own_token_and_cannot_forge(secured: Secured
         metrics_collector_config={"kind": "Push"},
         max_trial_count=2,
         parallel_trial_count=2,
-        base_image="docker.io/library/python:3.11-slim",  # the node agent ignores images
+        base_image=secured.trial_image,
     )
     tuner.wait_for_experiment_condition("auth", namespace, timeout=600, polling_interval=1)
-    custom = client.CustomObjectsApi(secured.cluster.api_client)
-    core = client.CoreV1Api(secured.cluster.api_client)
+    custom = client.CustomObjectsApi(secured.api)
+    core = client.CoreV1Api(secured.api)
     found: Any = custom.list_namespaced_custom_object(
         "kubeflow.org", "v1beta1", namespace, "trials", label_selector="katib.kubeflow.org/experiment=auth"
     )
@@ -147,14 +140,14 @@ def test_every_trial_pushes_with_its_own_token_and_cannot_forge(secured: Secured
     for trial in found["items"]:
         name = trial["metadata"]["name"]
         assert any(c["type"] == "Succeeded" and c["status"] == "True" for c in trial["status"]["conditions"])
-        assert sorted({metric for metric, _ in secured.rows(name)}) == ["loss", "pykatib.step"]
+        assert sorted({metric for metric, _ in rows(secured, name)}) == ["loss", "pykatib.step"]
         secret: Any = core.read_namespaced_secret(push_auth.trial_secret_name(name), namespace)
         assert [(o.kind, o.name, o.controller) for o in secret.metadata.owner_references] == [("Trial", name, True)]
         token = base64.b64decode(secret.data["token"]).decode()
         claims = push_auth.verify(token, [SECRET.encode()], now=time.time())
         assert (claims.namespace, claims.trial) == (namespace, name)
-    assert secured.rows(VICTIM) == []  # both forgeries were refused
-    logs = sorted((secured.cluster.dir / "node" / "pods" / namespace).glob("*/logs/*.log"))
+    assert rows(secured, VICTIM) == []  # both forgeries were refused
+    logs = sorted((k8s_cluster.dir / "node" / "pods" / namespace).glob("*/logs/*.log"))
     refused = [log for log in logs if "forged push refused: PERMISSION_DENIED" in log.read_text(errors="replace")]
     assert len(refused) == 2, [log.read_text(errors="replace")[-500:] for log in logs]
 
@@ -164,13 +157,13 @@ def test_every_trial_pushes_with_its_own_token_and_cannot_forge(secured: Secured
 
     def cleaned() -> bool:
         secrets = core.list_namespaced_secret(namespace, label_selector="katib.kubeflow.org/experiment=auth")
-        return not secrets.items and not any(secured.rows(name) for name in names)
+        return not secrets.items and not any(rows(secured, name) for name in names)
 
     polling.wait_until(cleaned, timeout=300, what="the token Secrets and metric logs to be deleted", interval=1)
 
 
-def test_a_push_without_a_token_is_unauthenticated(secured: Secured) -> None:
-    anonymous = dbmanager.DBManagerClient(dbmanager.open_channel(secured.db_address), token=lambda: None)
+def test_a_push_without_a_token_is_unauthenticated(secured: System) -> None:
+    anonymous = dbmanager.DBManagerClient(dbmanager.open_channel(secured.db_manager_address), token=lambda: None)
     with contextlib.closing(anonymous.channel), pytest.raises(dbmanager.RpcError) as caught:
         anonymous.report("any", [dbmanager.encode_metric_log("2024-01-01T00:00:00Z", "loss", "1")], key="k", timeout=5)
     assert caught.value.code == dbmanager.StatusCode.UNAUTHENTICATED

@@ -24,7 +24,6 @@ from e2e.system import GROUP, VERSION, System
 from katib_dbmanager.server import DBManagerServer
 from katib_testcluster import polling
 from katib_testcluster.cluster import Cluster
-from pykatib import dbmanager
 
 #: Where runtime_package_dependencies puts the official SDK's tune() runner.
 OFFICIAL_TUNE_PEX = Path("official-tune.pex").absolute()
@@ -43,17 +42,7 @@ def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     db: DBManagerServer = request.getfixturevalue("db_manager")
     workdir = tmp_path_factory.mktemp("system")
     scope = os.urandom(5).hex()
-    pair = cluster.pki.issue_serving_cert(f"katib-webhook-{scope}")
-    with system_mod.webhook(
-        kubeconfig=cluster.kubeconfig,
-        api=cluster.api_client,
-        cert=pair.cert,
-        key=pair.key,
-        ca_pem=cluster.pki.ca_pem,
-        db_address=db.address,
-        scope=scope,
-        workdir=workdir,
-    ) as hook:
+    with system_mod.webhook(cluster, db_address=db.address, scope=scope, workdir=workdir) as hook:
 
         def controllers(namespace: str) -> contextlib.AbstractContextManager[None]:
             return system_mod.controllers(
@@ -82,12 +71,6 @@ def namespace(system: System, request: pytest.FixtureRequest) -> Iterator[str]:
 
 def katib_client(system: System, namespace: str) -> katib.KatibClient:
     return katib.KatibClient(config_file=str(system.kubeconfig), namespace=namespace)
-
-
-def metric_logs(system: System, trial: str) -> list[tuple[str, str, str]]:
-    with contextlib.closing(dbmanager.open_channel(system.db_manager_address)) as channel:
-        logs = dbmanager.DBManagerClient(channel, token=system.db_token).get(trial, timeout=30)
-    return [(log.time_stamp, log.metric.name, log.metric.value) for log in logs]
 
 
 def trials(system: System, namespace: str, experiment: str) -> list[dict[str, Any]]:
@@ -160,7 +143,7 @@ def assert_optimal_is_the_best_trial(
     )
     assert optimal.best_trial_name == best["metadata"]["name"]
     # Minimising: the loss that counts is the smallest a trial pushed, and the DB manager has them all.
-    pushed = [float(v) for _, metric, v in metric_logs(system, best["metadata"]["name"]) if metric == "loss"]
+    pushed = [float(v) for _, metric, v in system.metric_logs(best["metadata"]["name"]) if metric == "loss"]
     assert len(pushed) == 3
     assert float(str(loss.min)) == min(pushed)
 
@@ -179,7 +162,7 @@ def test_tune_with_stdout_succeeds_through_the_sidecar(system: System, namespace
     assert_optimal_is_the_best_trial(system, namespace, "stdout", katib_client)
     for trial in trials(system, namespace, "stdout"):
         # The sidecar stored the parsed lines: three losses, nothing else from the log.
-        assert [m for _, m, _ in metric_logs(system, trial["metadata"]["name"])] == ["loss"] * 3
+        assert [m for _, m, _ in system.metric_logs(trial["metadata"]["name"])] == ["loss"] * 3
 
 
 def test_a_push_trial_that_never_reports_is_metrics_unavailable(system: System, namespace: str) -> None:
@@ -194,7 +177,7 @@ def test_a_push_trial_that_never_reports_is_metrics_unavailable(system: System, 
     (trial,) = polling.wait_until(settled, timeout=600, what="the silent trial to be MetricsUnavailable", interval=1)
     assert "Succeeded" not in conditions(trial)
     # Katib's sentinel: the trial's objective recorded as unavailable at the zero time.
-    assert metric_logs(system, trial["metadata"]["name"]) == [("0001-01-01T00:00:00Z", "loss", "unavailable")]
+    assert system.metric_logs(trial["metadata"]["name"]) == [("0001-01-01T00:00:00Z", "loss", "unavailable")]
     assert katib_client.get_optimal_hyperparameters("silent", namespace) is None
 
 
@@ -238,12 +221,12 @@ def test_medianstop_early_stops_bad_push_trials(system: System, namespace: str) 
     by_x = {next(a["value"] for a in t["spec"]["parameterAssignments"] if a["name"] == "x"): t for t in found}
     for x in ("0.1", "0.2"):  # ran before two trials had succeeded: no rules, all 10 steps
         assert "Succeeded" in conditions(by_x[x])
-        assert [m for _, m, _ in metric_logs(system, by_x[x]["metadata"]["name"])].count("loss") == 10
+        assert [m for _, m, _ in system.metric_logs(by_x[x]["metadata"]["name"])].count("loss") == 10
     for x in ("0.9", "0.8"):
         trial = by_x[x]
         assert trial["spec"]["earlyStoppingRules"][0]["comparison"] == "greater"
         assert "EarlyStopped" in conditions(trial), trial["status"]
-        pushed = [m for _, m, _ in metric_logs(system, trial["metadata"]["name"])]
+        pushed = [m for _, m, _ in system.metric_logs(trial["metadata"]["name"])]
         assert pushed.count("loss") == 3  # stopped at the rule's start step
         assert "pykatib.early-stopped" in pushed
     experiment = tuner.get_experiment("stopping", namespace)
@@ -290,7 +273,7 @@ def test_official_sdk_tune_with_push_is_accepted_and_completed(
     found = trials(system, namespace, "official")
     assert [conditions(t) & {"Succeeded"} for t in found] == [{"Succeeded"}] * 3
     for trial in found:
-        assert [m for _, m, _ in metric_logs(system, trial["metadata"]["name"])] == ["loss"] * 3
+        assert [m for _, m, _ in system.metric_logs(trial["metadata"]["name"])] == ["loss"] * 3
 
 
 def test_the_webhook_denies_a_bad_experiment(system: System, namespace: str) -> None:
@@ -342,11 +325,11 @@ def test_deleting_an_experiment_deletes_its_metrics(system: System, namespace: s
     katib_client.wait_for_experiment_condition("doomed", namespace, timeout=600, polling_interval=1)
     names = [t["metadata"]["name"] for t in trials(system, namespace, "doomed")]
     # pykatib stores each report's step as metric pykatib.step next to the loss.
-    assert [sorted({m for _, m, _ in metric_logs(system, n)}) for n in names] == [["loss", "pykatib.step"]] * 2
+    assert [sorted({m for _, m, _ in system.metric_logs(n)}) for n in names] == [["loss", "pykatib.step"]] * 2
     katib_client.delete_experiment("doomed", namespace)
 
     def cleaned() -> bool:
-        return not trials(system, namespace, "doomed") and not any(metric_logs(system, n) for n in names)
+        return not trials(system, namespace, "doomed") and not any(system.metric_logs(n) for n in names)
 
     # The trial controller's finalizer clean-metrics-in-db: DeleteObservationLog before the Trial goes.
     polling.wait_until(cleaned, timeout=300, what="the trials and their metric logs to be deleted", interval=1)

@@ -32,6 +32,8 @@ from kubernetes.client.exceptions import ApiException
 
 from katib_core import push_auth
 from katib_testcluster import polling
+from katib_testcluster.cluster import Cluster
+from pykatib import dbmanager
 
 #: Every namespace of this suite carries it (the webhooks' namespaceSelector, log dumps in CI).
 SUITE_LABEL = "pykatib.e2e/suite"
@@ -75,6 +77,12 @@ class System:
     def push_auth(self) -> bool:
         """Whether the DB manager requires push tokens (the official SDK's trials send none)."""
         return self.db_token() is not None
+
+    def metric_logs(self, trial: str) -> list[tuple[str, str, str]]:
+        """``(time, metric, value)`` of every row the DB manager holds for ``trial``."""
+        with contextlib.closing(dbmanager.open_channel(self.db_manager_address)) as channel:
+            logs = dbmanager.DBManagerClient(channel, token=self.db_token).get(trial, timeout=30)
+        return [(log.time_stamp, log.metric.name, log.metric.value) for log in logs]
 
     @contextlib.contextmanager
     def namespace(self, stem: str) -> Iterator[str]:
@@ -244,30 +252,28 @@ def registered(api: client.ApiClient, manifests: list[dict[str, Any]]) -> Iterat
 
 @contextlib.contextmanager
 def webhook(
+    cluster: Cluster,
     *,
-    kubeconfig: Path,
-    api: client.ApiClient,
-    cert: Path,
-    key: Path,
-    ca_pem: bytes,
     db_address: str,
     scope: str,
     workdir: Path,
     extra_args: Sequence[str] = (),
     name: str = "webhook",
 ) -> Iterator[Process]:
-    """``katib-webhook`` (with ``extra_args``) serving namespaces labelled ``scope`` until the block ends."""
+    """``katib-webhook`` (with ``extra_args``, a serving certificate from ``cluster``'s CA) serving
+    namespaces labelled ``scope`` until the block ends."""
+    pair = cluster.pki.issue_serving_cert(f"katib-webhook-{scope}")
     cert_dir = workdir / f"{name}-cert"
     cert_dir.mkdir()
-    (cert_dir / "tls.crt").write_bytes(cert.read_bytes())
-    (cert_dir / "tls.key").write_bytes(key.read_bytes())
+    (cert_dir / "tls.crt").write_bytes(pair.cert.read_bytes())
+    (cert_dir / "tls.key").write_bytes(pair.key.read_bytes())
     # The node agent ignores images and runs a container's command: the sidecar is our package.
     collector = shlex.join(["env", f"PYTHONPATH={PYTHONPATH}", sys.executable, "-m", "katib_metrics_collector"])
     hook = Process(
         "katib_webhook",
         "--host", "127.0.0.1", "--port", "0",
         "--cert-dir", str(cert_dir),
-        "--kubeconfig", str(kubeconfig),
+        "--kubeconfig", str(cluster.kubeconfig),
         "--db-manager-address", db_address,
         "--collector-command", collector,
         "--no-patch-ca-bundle",
@@ -279,7 +285,8 @@ def webhook(
         if "serving on https://127.0.0.1:" not in line:
             raise RuntimeError(f"katib-webhook did not start: {line}\n{hook.tail()}")
         port = int(line.rsplit(":", 1)[1])
-        with registered(api, webhook_configurations(port, scope, f"pykatib-e2e-{scope}", ca_pem)):
+        configurations = webhook_configurations(port, scope, f"pykatib-e2e-{scope}", cluster.pki.ca_pem)
+        with registered(cluster.api_client, configurations):
             yield hook
     finally:
         hook.stop()
