@@ -151,7 +151,7 @@ def test_the_trial_image_installs_pykatib_from_the_wheels(tmp_path: Path) -> Non
     wheels.mkdir()
     for wheel in Path().rglob("pykatib*.whl"):
         (wheels / wheel.name).write_bytes(wheel.read_bytes())
-    assert {w.name.split("-")[0] for w in wheels.iterdir()} == {"pykatib", "pykatib_core", "pykatib_api"}
+    assert {w.name.split("-")[0] for w in wheels.iterdir()} == {"pykatib", "pykatib_core"}
     env = {**os.environ, **PIP_ENV}
     if "PIP_CERT" not in env and SYSTEM_CA.exists():
         env["PIP_CERT"] = str(SYSTEM_CA)

@@ -7,8 +7,9 @@ strings found in CRD JSON.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
+
+from katib_core.enums import StrEnum
 
 # -- API -----------------------------------------------------------------------------------
 

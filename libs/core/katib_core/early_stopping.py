@@ -20,21 +20,23 @@ from typing import TYPE_CHECKING, Final
 
 from katib_core import constants, stop_rules
 from katib_core.errors import ValidationError
+from katib_core.trial_stopping import (
+    DEFAULT_GRACE_SECONDS,
+    GRACE_ENV,
+    MARKER_METRIC,
+    MARKER_VALUE,
+    OBJECTIVE_ENV,
+    RULES_ENV,
+    decode_objective,
+    decode_rules,
+    encode_objective,
+    is_marked,
+)
 
 if TYPE_CHECKING:  # the SDK's report path imports this module and must not pay for pydantic
     from katib_core.models import EarlyStoppingRule, EarlyStoppingSpec, Experiment, Trial
 
 MEDIANSTOP: Final = "medianstop"
-#: The trial process reads its rules here (``name;value;comparison;startStep`` per line).
-RULES_ENV: Final = "KATIB_EARLY_STOPPING_RULES"
-#: The trial's objective (``name;minimize|maximize``): rules on it compare the best value so far.
-OBJECTIVE_ENV: Final = "KATIB_EARLY_STOPPING_OBJECTIVE"
-#: Seconds a trial process may keep running after its verdict before the SDK stops it.
-GRACE_ENV: Final = "KATIB_EARLY_STOPPING_GRACE_SECONDS"
-DEFAULT_GRACE_SECONDS: Final = 3.0
-#: Stored by the SDK when the rules are met: the metric log that makes the Trial EarlyStopped.
-MARKER_METRIC: Final = "pykatib.early-stopped"
-MARKER_VALUE: Final = "1"
 
 
 @dataclass(frozen=True)
@@ -128,29 +130,6 @@ def encode_rules(rules: Iterable[EarlyStoppingRule]) -> str:
     return "\n".join(stop_rules.format_flag(stop_rules.from_model(rule)) for rule in rules)
 
 
-def decode_rules(text: str) -> list[stop_rules.StopRule]:
-    """Rules from ``KATIB_EARLY_STOPPING_RULES``.
-
-    Raises:
-        ValidationError: naming the env variable.
-    """
-    return [stop_rules.parse_flag(line, field=RULES_ENV) for line in text.splitlines() if line.strip()]
-
-
-def encode_objective(experiment_or_trial_objective_name: str, objective_type: str) -> str:
-    return f"{experiment_or_trial_objective_name};{objective_type}"
-
-
-def decode_objective(text: str) -> tuple[str, str]:
-    name, _, kind = text.partition(";")
-    return name, kind
-
-
-def is_marked(rows: Iterable[tuple[str, str, str]]) -> bool:
-    """Whether a trial's metric logs ``(time, name, value)`` hold the early-stop marker."""
-    return any(name == MARKER_METRIC for _, name, _ in rows)
-
-
 def _is_number(value: str) -> bool:
     try:
         float(value)
@@ -163,6 +142,7 @@ __all__ = [
     "DEFAULT_GRACE_SECONDS",
     "GRACE_ENV",
     "MARKER_METRIC",
+    "MARKER_VALUE",
     "MEDIANSTOP",
     "OBJECTIVE_ENV",
     "RULES_ENV",

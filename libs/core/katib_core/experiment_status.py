@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Final
 
 from katib_core import aggregation, conditions, constants, trial_conditions
 from katib_core.constants import ExperimentConditionType, ExperimentReason, TrialConditionType
+from katib_core.enums import StrEnum
 from katib_core.models import Experiment, ExperimentStatus, Observation, OptimalTrial, Trial
 
 MSG_CREATED: Final = "Experiment is created"

@@ -26,16 +26,18 @@ MAX_VALUE_BYTES = 65_535
 _REPORT_KEY = re.compile(r"[A-Za-z0-9._:-]{8,64}", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MetricPoint:
     """One metric log: naive UTC ``time``, metric ``name``, opaque ``value`` text."""
+
+    __slots__ = ("time", "name", "value")  # dataclass(slots=True) needs 3.10; the trial path runs on 3.8
 
     time: datetime
     name: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Report:
     """What one ``ReportObservationLog`` call stores: all points, or none of them.
 

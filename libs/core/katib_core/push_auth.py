@@ -25,9 +25,9 @@ import json
 import secrets as _secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final
 
+from katib_core.enums import StrEnum
 from katib_core.errors import PermissionDeniedError, UnauthenticatedError
 
 ANY: Final = "*"

@@ -17,19 +17,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from katib_core import constants
 from katib_core.errors import ValidationError
 from katib_core.observations import MetricPoint
 
-if TYPE_CHECKING:  # the collector imports this module and must not pay for pydantic
-    from katib_core.models import EarlyStoppingRule
+
+class RuleFields(Protocol):
+    """What ``from_model`` reads of a ``models.EarlyStoppingRule``: trial images (Python 3.8,
+    no pydantic) import this module, so it does not import the models."""
+
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def value(self) -> str | None: ...
+    @property
+    def comparison(self) -> str | None: ...
+    @property
+    def start_step(self) -> int | None: ...
+
 
 _COMPARISONS = frozenset(constants.ComparisonType)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StopRule:
     """One parsed rule; ``threshold`` is ``value`` as a number."""
 
@@ -51,7 +63,7 @@ class StopRule:
         return metric == self.threshold
 
 
-def from_model(rule: EarlyStoppingRule, *, field: str = "earlyStoppingRules") -> StopRule:
+def from_model(rule: RuleFields, *, field: str = "earlyStoppingRules") -> StopRule:
     """A ``StopRule`` from a Trial's ``spec.earlyStoppingRules`` entry (checked like a flag)."""
     return check(StopRule(rule.name or "", rule.value or "", rule.comparison or "", rule.start_step or 0), field=field)
 

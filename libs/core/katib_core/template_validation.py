@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from katib_core import patches
+import pydantic
+
+from katib_core import patches, quantities
 from katib_core.errors import ValidationError
-from katib_core.models import Experiment
+from katib_core.models import Experiment, first_error
 from katib_core.models.experiments import TrialTemplate
 
 #: ``${trialParameters.<name>}`` in a trial template.
@@ -137,15 +139,24 @@ def _template_content_problems(
     if not run_spec.get("apiVersion") or not run_spec.get("kind"):
         problems.append(ValidationError(_TEMPLATE, "apiVersion and kind are required"))
     if (run_spec.get("apiVersion"), run_spec.get("kind")) == _BATCH_JOB and convert_batch_job is not None:
-        problems += _batch_job_problems(run_spec, convert_batch_job)
+        where = f"{_TEMPLATE}.trialSpec" if template.config_map is None else f"{_TEMPLATE}.configMap"
+        problems += _batch_job_problems(run_spec, convert_batch_job, where)
     return problems
 
 
-def _batch_job_problems(run_spec: dict[str, Any], convert: JobConverter) -> list[ValidationError]:
+def _batch_job_problems(run_spec: dict[str, Any], convert: JobConverter, where: str) -> list[ValidationError]:
     try:
+        # Quantities may be YAML numbers (``nvidia.com/gpu: 1``), as Kubernetes and Katib allow;
+        # the typed Job model takes only strings.
+        run_spec = quantities.normalize_resources(run_spec, field=where)
         typed = convert(run_spec)
+    except ValidationError as exc:
+        return [exc]
+    except pydantic.ValidationError as exc:
+        where, message = first_error(exc)
+        return [ValidationError(_TEMPLATE, f"is not a valid batch/v1 Job: {where}: {message}")]
     except (TypeError, ValueError) as exc:
-        return [ValidationError(_TEMPLATE, f"is not a valid batch/v1 Job: {exc}")]
+        return [ValidationError(_TEMPLATE, f"is not a valid batch/v1 Job: {str(exc).splitlines()[0]}")]
     for op in patches.diff(typed, run_spec):
         # Katib ignores resource lists: device plugins add resource names the typed model lacks.
         if op["op"] != "remove" and "/resources/limits/" not in op["path"] and "/resources/requests/" not in op["path"]:

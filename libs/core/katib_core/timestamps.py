@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from katib_core.errors import ValidationError
 
@@ -67,7 +67,7 @@ def _parse_cached(text: str) -> datetime:
 def format_nano(moment: datetime) -> str:
     """Format naive UTC wall time (or an aware datetime) as Go's RFC3339Nano with ``Z``."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     text = (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
         f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
@@ -79,4 +79,4 @@ def format_nano(moment: datetime) -> str:
 
 def utc_now() -> datetime:
     """The current UTC wall time as a naive datetime."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -6,11 +6,11 @@ local mode decide with them; ``trial_reconcile`` strings them into one reconcile
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
 
 from katib_core import conditions, constants
 from katib_core.constants import TrialConditionType, TrialReason
+from katib_core.enums import StrEnum
 from katib_core.models import Trial, TrialStatus
 
 MSG_CREATED: Final = "Trial is created"

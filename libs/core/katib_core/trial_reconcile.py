@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
 
 from katib_core import aggregation, constants, early_stopping, job_conditions, trial_conditions
 from katib_core.constants import CollectorKind, TrialConditionType
+from katib_core.enums import StrEnum
 from katib_core.events import NORMAL, WARNING, Event
 from katib_core.job_conditions import JobState
 from katib_core.models import Trial, TrialStatus

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from katib_core import collector_validation, constants, template_validation
+from katib_core import collector_validation, constants, search_algorithms, template_validation
 from katib_core.constants import CollectorKind
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, FeasibleSpace, ObjectiveSpec, ParameterSpec
@@ -168,7 +168,7 @@ def check_experiment(experiment: Experiment) -> None:
 # -- Katib's whole rule set (the admission webhook, local mode) ---------------------------------
 
 #: The suggestion algorithms pykatib runs in-process.
-PYKATIB_ALGORITHMS: Final = frozenset({"random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol"})
+PYKATIB_ALGORITHMS: Final = frozenset(search_algorithms.ALGORITHMS)
 #: The early-stopping algorithms pykatib runs.
 PYKATIB_EARLY_STOPPING: Final = frozenset({"medianstop"})
 #: Pull kinds whose sidecar is configured in a default install (Katib's katib-config has these).
@@ -276,7 +276,13 @@ def experiment_problems(
         experiment, config_map_template=config_map_template, convert_batch_job=convert_batch_job
     )
     if spec.nas_config is None:
+        before = len(problems)
         _collect(problems, check_parameters, spec.parameters)
+        name = spec.algorithm.algorithm_name if spec.algorithm else None
+        if len(problems) == before and name in PYKATIB_ALGORITHMS and name in settings.algorithms:
+            # What Katib asks the algorithm's service (ValidateAlgorithmSettings): the same rule
+            # our suggester runs by, so nothing admitted here is refused later.
+            _collect(problems, search_algorithms.check, experiment)
     elif spec.parameters:
         problems.append(ValidationError("spec.parameters", "must be empty when spec.nasConfig is set"))
     problems += collector_validation.metrics_collector_problems(spec.metrics_collector_spec, settings.collector_kinds)

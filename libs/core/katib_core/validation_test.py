@@ -243,6 +243,23 @@ def test_the_full_rule_set_accepts_a_good_experiment() -> None:
         ({"spec.metricsCollectorSpec.collector.kind": "None"}, "spec.metricsCollectorSpec.collector.kind"),
         ({"spec.metricsCollectorSpec.collector.kind": "Sidecar"}, "spec.metricsCollectorSpec.collector.kind"),
         ({"spec.metricsCollectorSpec.collector.kind": "PrometheusMetric"}, "spec.metricsCollectorSpec.collector.kind"),
+        # What the algorithm's service would refuse is refused here, not at run time.
+        (
+            {"spec.algorithm": {"algorithmName": "tpe", "algorithmSettings": [{"name": "gamma", "value": "2"}]}},
+            "spec.algorithm.algorithmSettings.gamma",
+        ),
+        (
+            {"spec.algorithm.algorithmSettings": [{"name": "eta", "value": "3"}]},
+            "spec.algorithm.algorithmSettings[0].name",
+        ),
+        (
+            {"spec.algorithm.algorithmName": "grid", "spec.parameters.0.feasibleSpace.distribution": "normal"},
+            "spec.parameters[0].feasibleSpace.distribution",
+        ),
+        (
+            {"spec.parameters.0.feasibleSpace": {"min": "-1", "max": "1", "distribution": "logNormal"}},
+            "spec.parameters[0].feasibleSpace.min",
+        ),
     ],
 )
 def test_the_full_rule_set_names_the_field(changes: dict[str, Any], field: str) -> None:
@@ -251,6 +268,21 @@ def test_the_full_rule_set_names_the_field(changes: dict[str, Any], field: str) 
     assert caught.value.field == field, str(caught.value)
     assert str(caught.value).startswith(f"{field}: ")
     assert isinstance(caught.value, ValidationError)
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "logUniform", "normal", "logNormal"])
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
+def test_katibs_hyperopt_distributions_and_settings_are_admitted(algorithm: str, distribution: str) -> None:
+    # Katib's hyperopt-distribution.yaml (random) and tpe.yaml (gamma, prior_weight, n_EI_candidates).
+    settings = [{"name": "random_state", "value": "10"}]
+    if algorithm == "tpe":
+        settings += [{"name": "gamma", "value": "0.25"}, {"name": "prior_weight", "value": "1.0"}]
+        settings += [{"name": "n_EI_candidates", "value": "24"}]
+    changes = {
+        "spec.algorithm": {"algorithmName": algorithm, "algorithmSettings": settings},
+        "spec.parameters.0.feasibleSpace": {"min": "0.01", "max": "0.05", "distribution": distribution},
+    }
+    validation.validate_experiment(Experiment.from_api(full(**changes)))
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -19,6 +19,7 @@ from katib_core.errors import ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
 from pykatib.backends._base import Backend
+from pykatib_local import containers
 from pykatib_local.session import LocalSession, default_workdir
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def prepare(experiment: Experiment, namespace: str) -> Experiment:
         raise ValidationError("metadata.name", "is required")
     meta.namespace = meta.namespace or namespace
     defaulted = defaulting.default_experiment(parsed)
+    containers.check_runnable(defaulted)  # local mode's own limits first: they say what to do instead
     validation.validate_experiment(defaulted, settings=local_settings())
     collector_spec = defaulted.spec.metrics_collector_spec if defaulted.spec else None
     kind = collector_spec.collector.kind if collector_spec and collector_spec.collector else None

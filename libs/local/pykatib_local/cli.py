@@ -21,15 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from katib_core import constants
+from katib_core import constants, validation
 from katib_core.errors import AlreadyExistsError, NotFoundError, ValidationError
-from katib_core.models import Experiment, Trial
+from katib_core.models import Experiment, Trial, first_error
 from pykatib_local import backend, report, summaries
 from pykatib_local.runner import Progress as RunProgress
 from pykatib_local.session import LocalSession, default_workdir
@@ -146,12 +147,9 @@ def _run(args: argparse.Namespace) -> int:
             _console.print(f"experiment {namespace}/{name}: starting (state in {session.workdir})", soft_wrap=True)
         else:
             if stored.spec != prepared.spec:
-                raise ValidationError(
-                    "metadata.name",
-                    f"experiment {namespace}/{name} exists in {session.workdir} with another spec;"
-                    " rename it or `pykatib delete experiment` first",
-                )
-            _console.print(f"experiment {namespace}/{name}: resuming")
+                _update(session, stored, prepared)
+            else:
+                _console.print(f"experiment {namespace}/{name}: resuming")
         stop = threading.Event()
         try:
             _drive(session, namespace, name, stop, quiet=args.quiet)
@@ -165,6 +163,24 @@ def _run(args: argparse.Namespace) -> int:
         path = _write_report(session, final, trials)
         _console.print(f"report: {path}", soft_wrap=True, highlight=False)
     return 1 if summaries.failed(final) else 0
+
+
+def _update(session: LocalSession, stored: Experiment, prepared: Experiment) -> None:
+    """A rerun with a changed spec: Katib's UPDATE rules (only the trial counts may change; a
+    finished LongRunning/FromVolume Experiment restarts when its budget grows)."""
+    name, namespace = _identity(prepared)
+    try:
+        validation.validate_experiment(prepared, old=stored, settings=backend.local_settings())
+    except ValidationError as exc:
+        raise ValidationError(
+            exc.field,
+            f"{exc.reason} (experiment {namespace}/{name} exists in {session.workdir} with another spec:"
+            " rename it or `pykatib delete experiment` first)",
+        ) from None
+    session.store.update(stored.model_copy(update={"spec": prepared.spec}), spec_changed=True)
+    old, new = stored.spec.to_api() if stored.spec else {}, prepared.spec.to_api() if prepared.spec else {}
+    changes = ", ".join(f"{key} {old.get(key)} → {new.get(key)}" for key in sorted(new) if old.get(key) != new.get(key))
+    _console.print(f"experiment {namespace}/{name}: {changes}; resuming", soft_wrap=True)
 
 
 def _drive(session: LocalSession, namespace: str, name: str, stop: threading.Event, *, quiet: bool) -> None:
@@ -202,8 +218,9 @@ def load_experiment(path: Path) -> Experiment:
         raise ValidationError(str(path), f"must hold exactly one Experiment (found {len(found)})")
     try:
         return Experiment.from_api(found[0])
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ValidationError(str(path), f"is not a valid Experiment: {exc}") from None
+    except pydantic.ValidationError as exc:
+        where, message = first_error(exc)
+        raise ValidationError(str(path), f"is not a valid Experiment: {where}: {message}") from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -15,11 +15,62 @@ from typing import Any
 
 from katib_core import constants
 from katib_core.errors import ValidationError
-from katib_core.models import Trial
+from katib_core.models import Experiment, Trial
 from pykatib_local.trial_process import Command, shell_argv
 
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _FIELD = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
+
+
+#: Trial kinds whose work is not a pod template local mode could run as one process.
+_UNRUNNABLE: dict[tuple[str, str], str] = {
+    ("argoproj.io", "Workflow"): "an Argo Workflow",
+    ("tekton.dev", "PipelineRun"): "a Tekton PipelineRun",
+    ("trainer.kubeflow.org", "TrainJob"): "a Kubeflow Trainer TrainJob (its pods come from a runtime)",
+}
+_TEMPLATE = "spec.trialTemplate"
+
+
+def check_runnable(experiment: Experiment) -> None:
+    """Refuse, before anything is stored, an Experiment whose trials local mode cannot run.
+
+    Raises:
+        ValidationError: a ConfigMap template, an Argo/Tekton/TrainJob trial, no primary container
+            in the trial's pod templates, or a primary container without ``command``.
+    """
+    spec = experiment.spec
+    template = spec.trial_template if spec else None
+    if template is None:
+        return
+    if template.config_map is not None:
+        raise ValidationError(
+            f"{_TEMPLATE}.configMap",
+            "local mode reads no ConfigMaps: put the trial template under spec.trialTemplate.trialSpec",
+        )
+    run_spec = template.trial_spec or {}
+    api_version, kind = str(run_spec.get("apiVersion") or ""), str(run_spec.get("kind") or "")
+    what = _UNRUNNABLE.get((api_version.split("/")[0], kind))
+    if what is not None:
+        raise ValidationError(
+            f"{_TEMPLATE}.trialSpec.kind",
+            f"{api_version} {kind}: local mode cannot run {what}; it runs each trial as one process from a pod"
+            " template (batch/v1 Job, PyTorchJob, TFJob, XGBoostJob, MPIJob, …). Run this Experiment on a cluster",
+        )
+    wanted = template.primary_container_name or constants.DEFAULT_PRIMARY_CONTAINER_NAME
+    found = _find(run_spec, wanted, f"{_TEMPLATE}.trialSpec")
+    if found is None:
+        raise ValidationError(
+            f"{_TEMPLATE}.primaryContainerName",
+            f"no container {wanted!r} in the pod templates of the trial's {kind or 'object'}"
+            f" (containers: {', '.join(_names(run_spec)) or 'none'})",
+        )
+    container, where = found
+    if not container.get("command"):
+        raise ValidationError(
+            f"{where}.command",
+            "local mode runs the container's command, and it has none (a cluster would run the image's"
+            " ENTRYPOINT, which is not known here): write the program and its arguments under command",
+        )
 
 
 def primary_container(trial: Trial) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -96,16 +147,39 @@ def image(trial: Trial) -> str | None:
     return container.get("image")
 
 
-def _pod_templates(node: Any) -> Iterator[dict[str, Any]]:
+def _pod_templates(node: Any, path: str = "") -> Iterator[dict[str, Any]]:
+    for template, _ in _pod_templates_at(node, path):
+        yield template
+
+
+def _pod_templates_at(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every pod template below ``node`` with its field path (``….spec.template``)."""
     if isinstance(node, dict):
         spec = node.get("spec")
         if isinstance(spec, dict) and isinstance(spec.get("containers"), list):
-            yield node
-        for value in node.values():
-            yield from _pod_templates(value)
+            yield node, path
+        for key, value in node.items():
+            yield from _pod_templates_at(value, f"{path}.{key}")
     elif isinstance(node, list):
-        for item in node:
-            yield from _pod_templates(item)
+        for index, item in enumerate(node):
+            yield from _pod_templates_at(item, f"{path}[{index}]")
+
+
+def _find(run_spec: Mapping[str, Any], wanted: str, path: str) -> tuple[dict[str, Any], str] | None:
+    for template, where in _pod_templates_at(run_spec, path):
+        for index, container in enumerate(template["spec"]["containers"]):
+            if isinstance(container, dict) and container.get("name") == wanted:
+                return container, f"{where}.spec.containers[{index}]"
+    return None
+
+
+def _names(run_spec: Mapping[str, Any]) -> list[str]:
+    return [
+        str(c.get("name"))
+        for template in _pod_templates(run_spec)
+        for c in template["spec"]["containers"]
+        if isinstance(c, dict)
+    ]
 
 
 def _field(

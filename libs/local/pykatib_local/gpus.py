@@ -14,6 +14,7 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 
+from katib_core import quantities
 from katib_core.errors import ValidationError
 
 GPU_RESOURCE_NAMES = ("nvidia.com/gpu", "gpu")
@@ -39,13 +40,8 @@ def requested(limits: Mapping[str, object] | None) -> int:
     for name in GPU_RESOURCE_NAMES:
         value = (limits or {}).get(name)
         if value is not None:
-            try:
-                count = int(str(value))
-            except ValueError:
-                raise ValidationError(f"resources.limits.{name}", f"{value!r} is not a whole number of GPUs") from None
-            if count < 0:
-                raise ValidationError(f"resources.limits.{name}", "must not be negative")
-            return count
+            # Any quantity form Kubernetes takes: 1, "2", "1000m" (docs/local.md#gpus).
+            return quantities.whole_count(value, field=f"resources.limits[{name}]")
     return 0
 
 

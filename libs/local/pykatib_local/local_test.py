@@ -14,7 +14,8 @@ import pytest
 
 from katib_core import constants
 from katib_core.errors import ValidationError
-from katib_core.models import Experiment
+from katib_core.models import ConfigMapSource, Experiment, Suggestion
+from katib_suggest.algorithms import Suggester
 from pykatib_local import backend
 from pykatib_local.runner import Progress
 from pykatib_local.session import LocalSession
@@ -194,16 +195,117 @@ def test_gpus_are_shared_disjointly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 assert not set(a["gpus"].split(",")) & set(b["gpus"].split(","))
 
 
-def test_asking_for_more_gpus_than_exist_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("amount", ["2", 2, "2000m"])  # any quantity form Kubernetes reads
+def test_asking_for_more_gpus_than_exist_fails_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, amount: object
+) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     exp = experiment("too-many", PUSH, maxTrialCount=1, parallelTrialCount=1)
     container = exp.spec.trial_template.trial_spec["spec"]["template"]["spec"]["containers"][0]  # type: ignore[union-attr,index]
-    container["resources"] = {"limits": {"nvidia.com/gpu": "2"}}
-    with (
-        LocalSession(tmp_path / "work") as session,
-        pytest.raises(ValidationError, match="asks for 2 GPUs; this machine has 1 GPU"),
-    ):
-        run(session, exp)
+    container["resources"] = {"limits": {"nvidia.com/gpu": amount}}
+    with LocalSession(tmp_path / "work") as session:
+        with pytest.raises(ValidationError, match="asks for 2 GPUs; this machine has 1 GPU"):
+            run(session, exp)
+        # Not left Running: Failed, with the reason.
+        stored = session.store.get(Experiment, "default", "too-many")
+        assert conditions(stored)[-1] == "Failed"
+        assert "asks for 2 GPUs" in (stored.status.conditions[-1].message or "")  # type: ignore[union-attr,index]
+
+
+def with_run_spec(exp: Experiment, run_spec: dict[str, Any]) -> Experiment:
+    template = exp.spec.trial_template  # type: ignore[union-attr]
+    template.trial_spec = run_spec  # type: ignore[union-attr]
+    return exp
+
+
+POD = {"spec": {"containers": [{"name": "main", "image": "x", "command": ["python", "${trialParameters.x}"]}]}}
+
+
+@pytest.mark.parametrize(
+    ("run_spec", "field", "message"),
+    [
+        (
+            {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [{"container": {}}]}},
+            "spec.trialTemplate.trialSpec.kind",
+            "local mode cannot run an Argo Workflow",
+        ),
+        (
+            {"apiVersion": "tekton.dev/v1beta1", "kind": "PipelineRun", "spec": {"params": [{"name": "x"}]}},
+            "spec.trialTemplate.trialSpec.kind",
+            "local mode cannot run a Tekton PipelineRun",
+        ),
+        (
+            {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {"trainer": {"args": ["x"]}}},
+            "spec.trialTemplate.trialSpec.kind",
+            "local mode cannot run a Kubeflow Trainer TrainJob",
+        ),
+        (
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "spec": {
+                    "template": {
+                        "spec": {"containers": [{"name": "main", "image": "x", "args": ["--x=${trialParameters.x}"]}]}
+                    }
+                },
+            },
+            "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command",
+            "it has none (a cluster would run the image's ENTRYPOINT",
+        ),
+        (
+            {
+                "apiVersion": "kubeflow.org/v1",
+                "kind": "PyTorchJob",
+                "spec": {
+                    "pytorchReplicaSpecs": {
+                        "Master": {
+                            "template": {
+                                "spec": {"containers": [{"name": "pytorch", "command": ["${trialParameters.x}"]}]}
+                            }
+                        }
+                    }
+                },
+            },
+            "spec.trialTemplate.primaryContainerName",
+            "no container 'main' in the pod templates of the trial's PyTorchJob (containers: pytorch)",
+        ),
+    ],
+    ids=["argo", "tekton", "trainjob", "no-command", "no-primary"],
+)
+def test_trials_local_mode_cannot_run_are_refused_before_anything_is_stored(
+    session: LocalSession, run_spec: dict[str, Any], field: str, message: str
+) -> None:
+    exp = with_run_spec(experiment("elsewhere", PUSH), run_spec)
+    with pytest.raises(ValidationError) as raised:
+        backend.prepare(exp, "default")
+    assert raised.value.field == field
+    assert message in raised.value.reason
+    assert session.store.list_experiments("default") == []
+
+
+def test_config_map_templates_are_refused_with_what_to_do(session: LocalSession) -> None:
+    exp = experiment("from-cm", PUSH)
+    template = exp.spec.trial_template  # type: ignore[union-attr]
+    template.trial_spec = None  # type: ignore[union-attr]
+    template.config_map = ConfigMapSource(  # type: ignore[union-attr]
+        config_map_name="trial-templates", config_map_namespace="kubeflow", template_path="job.yaml"
+    )
+    with pytest.raises(ValidationError, match="local mode reads no ConfigMaps: put the trial template under"):
+        backend.prepare(exp, "default")
+    assert session.store.list_experiments("default") == []
+
+
+def test_a_suggester_refusal_fails_the_experiment_with_its_reason(
+    session: LocalSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: object, request: object) -> object:
+        raise ValidationError("spec.algorithm.algorithmSettings", "the service refused")
+
+    monkeypatch.setattr(Suggester, "suggest", refuse)
+    done = run(session, experiment("refused", PUSH))
+    assert conditions(done)[-1] == "Failed"
+    suggestion = session.store.get(Suggestion, "default", "refused", experiment="refused")
+    assert "the service refused" in (suggestion.status.conditions[-1].message or "")  # type: ignore[union-attr,index]
 
 
 def test_invalid_experiments_are_rejected_before_anything_runs(session: LocalSession) -> None:

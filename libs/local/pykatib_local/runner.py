@@ -24,6 +24,7 @@ from typing import Any
 from katib_core import (
     constants,
     early_stopping,
+    experiment_status,
     metric_parsing,
     planning,
     suggestions,
@@ -31,9 +32,9 @@ from katib_core import (
     trial_conditions,
     trial_reconcile,
 )
-from katib_core.constants import CollectorKind
+from katib_core.constants import CollectorKind, SuggestionConditionType
 from katib_core.errors import KatibError, NotFoundError, ValidationError
-from katib_core.models import Experiment, Suggestion, Trial
+from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial
 from katib_suggest.algorithms import Suggester
 from pykatib import _wire
 from pykatib._dbmanager import DBManagerClient
@@ -114,9 +115,25 @@ class ExperimentRunner:
                 if not changed:  # a trial that just finished frees a slot: plan again at once
                     self._wake.wait(self._poll)
                 self._wake.clear()
+        except ValidationError as exc:
+            # A permanent problem found while running (more GPUs than this machine has…): the
+            # Experiment ends Failed with the reason instead of being left Running.
+            self._fail(namespace, name, str(exc))
+            raise
         finally:
             self.stop_all()
         return self._store.get(Experiment, namespace, name)
+
+    def _fail(self, namespace: str, name: str, message: str) -> None:
+        experiment = self._store.get(Experiment, namespace, name)
+        status = experiment_status.mark(
+            experiment.status or ExperimentStatus(),
+            constants.ExperimentConditionType.FAILED,
+            constants.ExperimentReason.FAILED,
+            message,
+            now=_now(),
+        )
+        self._store.update(experiment.model_copy(update={"status": status}))
 
     def stop_all(self, grace: float = 10.0) -> None:
         """Terminate every running trial process; their Trials stay as they were (a rerun resumes)."""
@@ -141,7 +158,16 @@ class ExperimentRunner:
         if plan.suggestion_changed:
             suggestion = self._save_suggestion(plan.suggestion, created=suggestion is None)
         if plan.request is not None:
-            reply = self._suggester.suggest(plan.request)
+            try:
+                reply = self._suggester.suggest(plan.request)
+            except ValidationError as exc:
+                # As the experiment controller does: the Suggestion fails, so the Experiment does.
+                current = suggestion or plan.suggestion
+                failed = suggestions.mark(
+                    current, SuggestionConditionType.FAILED, suggestions.REASON_FAILED, str(exc), now=now
+                )
+                self._save_suggestion(failed, created=suggestion is None)
+                return experiment, trials, False, True
             taken = [t.metadata.name for t in trials if t.metadata and t.metadata.name]
             rules = early_stopping.median_stop_rules(
                 plan.experiment, self._succeeded_objectives(plan.experiment, trials)
@@ -201,7 +227,11 @@ class ExperimentRunner:
         meta = trial.metadata
         if meta is None or not meta.name or not meta.namespace:
             raise ValidationError("metadata", "a Trial needs a name and a namespace")
-        wanted = gpus.requested(containers.gpu_limits(trial))
+        try:
+            wanted = gpus.requested(containers.gpu_limits(trial))
+        except ValidationError as exc:  # the Job cannot start: its trial fails, the experiment goes on
+            self._jobs[meta.name] = _Job(None, exit_code=127, message=f"cannot start the trial: {exc}")
+            return True
         devices = self._gpus.try_acquire(wanted)
         if devices is None:
             return False

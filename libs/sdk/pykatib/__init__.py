@@ -13,6 +13,7 @@ HTTP/2), so importing it is cheap; ``KatibClient`` and the models are imported o
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from pykatib._metrics import STEP_METRIC
@@ -27,13 +28,17 @@ __all__ = ["STEP_METRIC", "KatibClient", "__version__", "buffered", "flush", "re
 
 
 def __getattr__(name: str) -> Any:
-    # KatibClient and search pull in the models (pydantic); code that only reports never pays for them.
-    if name == "KatibClient":
-        from pykatib.client import KatibClient
-
-        return KatibClient
-    if name == "search":
-        import pykatib.search
-
-        return pykatib.search
-    raise AttributeError(f"module 'pykatib' has no attribute {name!r}")
+    # KatibClient and search come with the client extra (pydantic, kubernetes); a trial that only
+    # reports never imports them, and a trial image without them still reports.
+    if name not in ("KatibClient", "search"):
+        raise AttributeError(f"module 'pykatib' has no attribute {name!r}")
+    try:
+        module = importlib.import_module("pykatib.client" if name == "KatibClient" else "pykatib.search")
+    except ImportError as error:
+        if error.name not in ("pykatib.client", "pykatib.search"):
+            raise
+        raise ImportError(
+            f"pykatib.{name} needs the client extra: pip install 'pykatib[client]' (reporting works without it)",
+            name=error.name,
+        ) from None
+    return getattr(module, name) if name == "KatibClient" else module

@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Union
 
 from pykatib import _metrics, _wire
 from pykatib._dbmanager import DBManagerClient, new_report_key
@@ -23,9 +24,17 @@ _log = logging.getLogger(__name__)
 MAX_LOGS_PER_REPORT = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Point:
     """The metrics of one ``report_metrics`` call, waiting to be sent."""
+
+    __slots__ = (
+        "address",
+        "trial_name",
+        "micros",
+        "pairs",
+        "timeout",
+    )  # dataclass(slots=True) needs 3.10; the trial path runs on 3.8
 
     address: str
     trial_name: str
@@ -34,7 +43,7 @@ class Point:
     timeout: float
 
 
-_Item = Point | threading.Event  # an Event marks a flush
+_Item = Union[Point, threading.Event]  # an Event marks a flush (typing.Union: runs on 3.8)
 
 
 class BufferedSender:

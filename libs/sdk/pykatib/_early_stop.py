@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from katib_core import early_stopping
+from katib_core import trial_stopping
 from katib_core.observations import MetricPoint
 from katib_core.stop_rules import StopRuleTracker
 
@@ -31,13 +31,13 @@ class EarlyStop:
     """This process's rules, verdict and stop timer (rules read from env once)."""
 
     def __init__(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
-        rules = early_stopping.decode_rules(environ.get(early_stopping.RULES_ENV, ""))
-        objective, kind = early_stopping.decode_objective(environ.get(early_stopping.OBJECTIVE_ENV, ""))
+        rules = trial_stopping.decode_rules(environ.get(trial_stopping.RULES_ENV, ""))
+        objective, kind = trial_stopping.decode_objective(environ.get(trial_stopping.OBJECTIVE_ENV, ""))
         self.tracker = StopRuleTracker(rules, objective=objective, objective_type=kind) if rules else None
-        grace = environ.get(early_stopping.GRACE_ENV, "")
-        self.grace = float(grace) if grace else early_stopping.DEFAULT_GRACE_SECONDS
+        grace = environ.get(trial_stopping.GRACE_ENV, "")
+        self.grace = float(grace) if grace else trial_stopping.DEFAULT_GRACE_SECONDS
         if not (math.isfinite(self.grace) and self.grace >= 0):
-            raise ValueError(f"{early_stopping.GRACE_ENV}={grace!r} must be a number of seconds >= 0")
+            raise ValueError(f"{trial_stopping.GRACE_ENV}={grace!r} must be a number of seconds >= 0")
         self.stopped = False
         self._lock = threading.Lock()
 

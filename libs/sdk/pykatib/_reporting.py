@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
-from katib_core import constants, early_stopping, observations
+from katib_core import constants, observations, trial_stopping
 from pykatib import _metrics, _wire
 from pykatib._buffering import BufferedSender, Point
 from pykatib._dbmanager import DBManagerClient, new_report_key
@@ -155,7 +155,7 @@ def report_metrics(
     early = _process.early_stop()
     stop = early.feed(pairs)
     if stop:  # stored with the metrics that met the rules: one request, one verdict
-        pairs = (*pairs, (early_stopping.MARKER_METRIC, early_stopping.MARKER_VALUE))
+        pairs = (*pairs, (trial_stopping.MARKER_METRIC, trial_stopping.MARKER_VALUE))
     micros = _process.stamps.next_micros()
     if not block:
         _process.sender().submit(Point(address, trial_name, micros, pairs, float(timeout)))

@@ -20,17 +20,21 @@ DELETE_METHOD = f"/{DBMANAGER_SERVICE}/DeleteObservationLog"
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Metric:
     """``api.v1.beta1.Metric``: a metric name and its opaque value text."""
+
+    __slots__ = ("name", "value")  # dataclass(slots=True) needs 3.10; the trial path runs on 3.8
 
     name: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MetricLog:
     """``api.v1.beta1.MetricLog``: what ``get_trial_metrics`` returns (``log.metric.value``)."""
+
+    __slots__ = ("time_stamp", "metric")  # dataclass(slots=True) needs 3.10; the trial path runs on 3.8
 
     time_stamp: str
     metric: Metric

@@ -7,7 +7,7 @@ Kept apart from ``katib_core`` and the SDK so that trial images never carry optu
     validate_algorithm_settings(experiment)          # the webhook's ValidateAlgorithmSettings
 """
 
+from katib_core.search_algorithms import ALGORITHMS
 from katib_suggest.algorithms import Suggester, validate_algorithm_settings
-from katib_suggest.settings import ALGORITHMS
 
 __all__ = ["ALGORITHMS", "Suggester", "validate_algorithm_settings"]

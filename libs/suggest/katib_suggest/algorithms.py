@@ -18,7 +18,7 @@ import random
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -26,12 +26,11 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from katib_core import aggregation, constants
+from katib_core import aggregation, constants, search_algorithms
 from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, ParameterAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
-from katib_suggest import settings as settings_
 from katib_suggest import spaces
 
 _TOLD_AS_VALUE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
@@ -41,38 +40,16 @@ _IGNORES_RESULTS: Final = frozenset({"random", "sobol"})
 
 
 def validate_algorithm_settings(experiment: Experiment) -> None:
-    """Katib's ``ValidateAlgorithmSettings`` for our algorithms (the webhook calls it).
+    """Katib's ``ValidateAlgorithmSettings`` for our algorithms: the same rule the webhook applies
+    (``katib_core.search_algorithms.check``), then the search space as optuna will sample it.
 
     Raises:
         ValidationError: unknown algorithm or setting, a bad value, a search space the algorithm
             cannot sample (CMA-ES needs ≥ 2 int/double parameters; grid needs steps for doubles
             and no more trials than grid points).
     """
-    spec = experiment.spec
-    if spec is None:
-        raise ValidationError("spec", "is required")
-    parsed = settings_.parse(spec.algorithm)
-    spaces.distributions(spec.parameters)
-    if parsed.algorithm == "cmaes":
-        numeric = [
-            p
-            for p in spec.parameters or ()
-            if p.parameter_type in (constants.ParameterType.INT, constants.ParameterType.DOUBLE)
-        ]
-        if len(numeric) < 2:
-            raise ValidationError(
-                "spec.parameters", "cmaes only supports two or more dimensional continuous search space"
-            )
-    if parsed.algorithm == "grid":
-        axes = spaces.grid_axes(spec.parameters or [])
-        size = 1
-        for _, values in axes:
-            size *= len(values)
-        if spec.max_trial_count is not None and spec.max_trial_count > size:
-            raise ValidationError(
-                "spec.maxTrialCount",
-                f"Max Trial Count: {spec.max_trial_count} > all possible search combinations: {size}",
-            )
+    search_algorithms.check(experiment)
+    spaces.distributions(experiment.spec.parameters if experiment.spec else None)
 
 
 @dataclass
@@ -110,7 +87,7 @@ class Suggester:
         spec = experiment.spec
         if spec is None:
             raise ValidationError("spec", "is required")
-        parsed = settings_.parse(spec.algorithm)
+        parsed = search_algorithms.parse_settings(spec.algorithm)
         if parsed.algorithm == "grid":
             return _grid(request, parsed)
         with self._lock:
@@ -137,7 +114,7 @@ class Suggester:
             for key in [k for k in self._studies if k.startswith(prefix)]:
                 del self._studies[key]
 
-    def _sync(self, request: SuggestionRequest, parsed: settings_.Settings, *, learn: bool) -> _Study:
+    def _sync(self, request: SuggestionRequest, parsed: search_algorithms.Settings, *, learn: bool) -> _Study:
         key = request.key
         state = self._studies.get(key)
         issued = request.issued
@@ -167,10 +144,13 @@ def _direction(experiment: Experiment) -> Literal["minimize", "maximize"]:
     return "maximize" if objective is not None and objective.type == constants.ObjectiveType.MAXIMIZE else "minimize"
 
 
-def _sampler(parsed: settings_.Settings, issued: int) -> optuna.samplers.BaseSampler:
+def _sampler(parsed: search_algorithms.Settings, issued: int) -> optuna.samplers.BaseSampler:
     seed = None if parsed.random_state is None else parsed.random_state + issued
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # optuna 4.9 deprecates TPE's gamma and prior_weight (Katib's hyperopt settings): see
+        # docs/algorithms.md. The warning would repeat on every batch.
+        warnings.filterwarnings("ignore", r"`(gamma|prior_weight)` has been deprecated", FutureWarning)
         if parsed.algorithm == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if parsed.algorithm in ("tpe", "multivariate-tpe"):
@@ -179,6 +159,10 @@ def _sampler(parsed: settings_.Settings, issued: int) -> optuna.samplers.BaseSam
                 kwargs["n_startup_trials"] = parsed.n_startup_trials
             if parsed.n_ei_candidates is not None:
                 kwargs["n_ei_candidates"] = parsed.n_ei_candidates
+            if parsed.prior_weight is not None:
+                kwargs["prior_weight"] = parsed.prior_weight
+            if parsed.gamma is not None:
+                kwargs["gamma"] = _hyperopt_gamma(parsed.gamma)
             if parsed.algorithm == "multivariate-tpe":
                 kwargs["multivariate"] = True
             return optuna.samplers.TPESampler(**kwargs)
@@ -201,7 +185,17 @@ def _sampler(parsed: settings_.Settings, issued: int) -> optuna.samplers.BaseSam
     raise ValidationError("spec.algorithm.algorithmName", f"unknown algorithm name {parsed.algorithm!r}")
 
 
-def _rebuild(request: SuggestionRequest, parsed: settings_.Settings) -> _Study:
+def _hyperopt_gamma(fraction: float) -> Callable[[int], int]:
+    """hyperopt's split of n observations into ``ceil(gamma * sqrt(n))`` good ones (at most 25),
+    which Katib's ``tpe`` setting ``gamma`` means; optuna takes the split as a function."""
+
+    def good(n: int) -> int:
+        return min(math.ceil(fraction * math.sqrt(n)), 25)
+
+    return good
+
+
+def _rebuild(request: SuggestionRequest, parsed: search_algorithms.Settings) -> _Study:
     spec = request.experiment.spec
     distributions = spaces.distributions(spec.parameters if spec else None)
     study = optuna.create_study(direction=_direction(request.experiment), sampler=_sampler(parsed, 0))
@@ -231,12 +225,10 @@ def _skip_sobol(study: optuna.Study, distributions: dict[str, BaseDistribution],
 
 
 def _same(state: _Study, number: int, assignments: Sequence[ParameterAssignment]) -> bool:
+    # Compared as assignment strings: a normal parameter's quantile does not survive the round trip.
     params = state.study.trials[number].params
     given = {a.name: a.value for a in assignments}
-    try:
-        return all(spaces.decode(given[n] or "", d) == params[n] for n, d in state.distributions.items())
-    except (KeyError, ValueError):
-        return False
+    return all(n in given and spaces.encode(n, params[n], d).value == given[n] for n, d in state.distributions.items())
 
 
 def _tell(state: _Study, request: SuggestionRequest) -> None:
@@ -267,15 +259,15 @@ def _outcome(trial: SuggestionTrial, metric: str | None) -> tuple[float, bool] |
     return None
 
 
-def _grid(request: SuggestionRequest, parsed: settings_.Settings) -> SuggestionReply:
+def _grid(request: SuggestionRequest, parsed: search_algorithms.Settings) -> SuggestionReply:
     spec = request.experiment.spec
-    axes = spaces.grid_axes((spec.parameters if spec else None) or [])
+    axes = search_algorithms.grid_axes((spec.parameters if spec else None) or [])
     names = [name for name, _ in axes]
     seen = set()
     for assignment in request.issued:
         values = {a.name: a.value for a in assignment.parameter_assignments or []}
         seen.add(tuple(values.get(n) for n in names))
-    points = list(spaces.grid_points(axes))
+    points = list(search_algorithms.grid_points(axes))
     if parsed.random_state is not None:
         random.Random(parsed.random_state).shuffle(points)
     fresh = [p for p in points if p not in seen]

@@ -1,3 +1,6 @@
+import math
+import re
+import statistics
 from typing import Any
 
 import pytest
@@ -5,7 +8,7 @@ import pytest
 from katib_core import suggestions, testing
 from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
-from katib_core.models import TrialAssignment
+from katib_core.models import ParameterAssignment, TrialAssignment
 from katib_core.suggestions import SuggestionRequest, SuggestionTrial
 from katib_suggest import ALGORITHMS, Suggester, validate_algorithm_settings
 
@@ -146,8 +149,114 @@ def test_search_space_rules() -> None:
     normal = [
         {"name": "a", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1", "distribution": "normal"}}
     ]
-    with pytest.raises(ValidationError, match="not supported"):
-        validate_algorithm_settings(testing.experiment(algorithm="random", parameters=normal))
+    validate_algorithm_settings(testing.experiment(algorithm="random", parameters=normal))
+    with pytest.raises(ValidationError, match="cannot be laid on a grid"):
+        validate_algorithm_settings(testing.experiment(algorithm="grid", parameters=normal))
+    log_normal = [
+        {"name": "a", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1", "distribution": "logNormal"}}
+    ]
+    with pytest.raises(ValidationError, match="logNormal needs min > 0"):
+        validate_algorithm_settings(testing.experiment(algorithm="tpe", parameters=log_normal))
+
+
+NORMALS: list[dict[str, Any]] = [
+    {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-3", "max": "9", "distribution": "normal"}},
+    {
+        "name": "lr",
+        "parameterType": "double",
+        "feasibleSpace": {"min": "1e-4", "max": "1", "distribution": "logNormal"},
+    },
+    {"name": "n", "parameterType": "int", "feasibleSpace": {"min": "10", "max": "70", "distribution": "normal"}},
+    {
+        "name": "q",
+        "parameterType": "double",
+        "feasibleSpace": {"min": "0", "max": "1.2", "step": "0.05", "distribution": "normal"},
+    },
+]
+
+
+def ask(
+    suggester: Suggester, experiment: Any, count: int, issued: tuple[TrialAssignment, ...] = ()
+) -> list[dict[str, str]]:
+    reply = suggester.suggest(
+        SuggestionRequest(experiment, (), issued, count, key=suggestions.experiment_key(experiment))
+    )
+    return [{a.name or "": a.value or "" for a in assignment} for assignment in reply.assignments]
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "multivariate-tpe", "sobol"])  # their priors: no results told
+def test_normal_and_log_normal_parameters_follow_katibs_mu_and_sigma(algorithm: str) -> None:
+    # Katib's hyperopt service: mu = (min + max) / 2, sigma = (max - min) / 6 (of log x for logNormal).
+    experiment = testing.experiment(
+        algorithm=algorithm, parameters=NORMALS, settings={"random_state": "3"}, max_trials=900
+    )
+    drawn = ask(Suggester(), experiment, 400)
+    xs = [float(v["x"]) for v in drawn]
+    logs = [math.log(float(v["lr"])) for v in drawn]
+    assert abs(statistics.mean(xs) - 3) < 0.3
+    assert abs(statistics.stdev(xs) - 2) < 0.3
+    assert abs(statistics.mean(logs) - math.log(1e-2)) < 0.3
+    assert abs(statistics.stdev(logs) - math.log(1e4) / 6) < 0.3
+    assert all(v["n"] == str(int(v["n"])) for v in drawn)  # ints are whole numbers
+    assert all(abs(float(v["q"]) / 0.05 - round(float(v["q"]) / 0.05)) < 1e-9 for v in drawn)  # on the step
+
+
+def test_cmaes_searches_normal_parameters_in_quantile_space() -> None:
+    experiment = testing.experiment(
+        algorithm="cmaes", parameters=NORMALS, settings={"random_state": "3"}, max_trials=90
+    )
+    suggester = Suggester()
+    issued: list[TrialAssignment] = []
+    for _ in range(3):
+        for values in ask(suggester, experiment, 6, tuple(issued)):
+            assignments = [ParameterAssignment(name=k, value=v) for k, v in values.items()]
+            issued.append(TrialAssignment(name=f"t{len(issued)}", parameter_assignments=assignments))
+            assert values["n"] == str(int(values["n"]))
+            assert float(values["lr"]) > 0
+    assert len({tuple((a.name, a.value) for a in i.parameter_assignments or ()) for i in issued}) == 18
+
+
+def near_seven(algorithm: str, settings: dict[str, str]) -> int:
+    """Minimize (x - 7)^2 for 30 sequential trials; how many of the last 20 land in [5.5, 8.5]."""
+    experiment = testing.experiment(algorithm=algorithm, parameters=NORMALS[:1], settings=settings, max_trials=60)
+    validate_algorithm_settings(experiment)
+    suggester = Suggester()
+    issued: list[TrialAssignment] = []
+    trials: list[SuggestionTrial] = []
+    for _ in range(30):
+        reply = suggester.suggest(
+            SuggestionRequest(experiment, tuple(trials), tuple(issued), 1, key=suggestions.experiment_key(experiment))
+        )
+        (assignment,) = reply.assignments
+        name = f"t{len(issued)}"
+        issued.append(TrialAssignment(name=name, parameter_assignments=list(assignment)))
+        x = float(assignment[0].value or "")
+        trials.append(
+            SuggestionTrial(name, (("x", str(x)),), TrialConditionType.SUCCEEDED, (("loss", str((x - 7) ** 2)),))
+        )
+    late = [float(i.parameter_assignments[0].value or "") for i in issued[-20:]]  # type: ignore[index]
+    return sum(5.5 <= x <= 8.5 for x in late)
+
+
+def test_tpe_takes_katibs_hyperopt_settings_and_learns_with_normal_parameters() -> None:
+    # The prior N(3, 2) puts ~10% of draws in [5.5, 8.5]; TPE, told the results, goes there more.
+    tpe = near_seven("tpe", {"gamma": "0.3", "prior_weight": "0.8", "n_EI_candidates": "12", "random_state": "5"})
+    assert tpe >= 4
+    assert tpe > near_seven("random", {"random_state": "5"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"gamma": "1"}, "gamma: 1.0 should be in the range of (0, 1)"),
+        ({"prior_weight": "0"}, "prior_weight: 0.0 should be greater than zero"),
+        ({"n_EI_candidates": "0"}, "n_EI_candidates: should be greater than zero"),
+        ({"n_EI_candidates": "4", "n_ei_candidates": "4"}, "given twice"),
+    ],
+)
+def test_hyperopt_settings_are_checked_as_katib_checks_them(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        validate_algorithm_settings(testing.experiment(algorithm="tpe", parameters=PARAMS, settings=settings))
 
 
 def test_tpe_learns_from_told_trials() -> None:

@@ -2,14 +2,16 @@
 
 int and double map to optuna's Int/FloatDistribution (``step``; ``logUniform`` → ``log=True``),
 discrete and categorical to a CategoricalDistribution of their strings, as Katib's optuna service
-does. ``grid_points`` enumerates a space for the grid algorithm.
+does. ``normal``/``logNormal`` (which optuna lacks) are sampled in quantile space: optuna sees a
+uniform ``u`` in (0, 1) and the assignment is ``mu + sigma * Φ⁻¹(u)`` (of ``log x`` for
+logNormal), with Katib's ``mu = (min + max) / 2`` and ``sigma = (max - min) / 6``; docs/algorithms.md.
 """
 
 from __future__ import annotations
 
-import decimal
-import itertools
-from collections.abc import Iterator, Sequence
+import math
+import statistics
+from collections.abc import Sequence
 from typing import Any, Final
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -20,8 +22,36 @@ from katib_core.models import ParameterAssignment, ParameterSpec
 
 ParameterType = constants.ParameterType
 Distribution = constants.Distribution
-#: Grids larger than this are refused (they would never be explored anyway).
-MAX_GRID: Final = 1_000_000
+#: Quantiles kept away from 0 and 1, where Φ⁻¹ is infinite (±7 sigma).
+_EDGE: Final = 1e-12
+_STANDARD_NORMAL: Final = statistics.NormalDist()
+
+
+class QuantileNormal(FloatDistribution):
+    """A normal or log-normal parameter, as optuna samples it: uniform quantiles in (0, 1)."""
+
+    def __init__(self, *, mu: float, sigma: float, log: bool, integral: bool, step: float | None) -> None:
+        super().__init__(_EDGE, 1 - _EDGE)
+        self.mu, self.sigma, self.log_normal, self.integral, self.quantum = mu, sigma, log, integral, step
+
+    def value(self, quantile: float) -> float:
+        """The parameter value at ``quantile`` (rounded to the step, or to an integer)."""
+        x = self.mu + self.sigma * _STANDARD_NORMAL.inv_cdf(min(max(quantile, _EDGE), 1 - _EDGE))
+        if self.log_normal:
+            x = math.exp(x)
+        if self.quantum:
+            x = round(x / self.quantum) * self.quantum
+        return float(round(x)) if self.integral else x
+
+    def quantile(self, value: float) -> float:
+        """The quantile of an assigned ``value`` (``ValueError`` if it cannot have come from here)."""
+        if self.log_normal:
+            if value <= 0:
+                raise ValueError(f"{value} is not positive")
+            value = math.log(value)
+        if self.sigma == 0:
+            return 0.5
+        return min(max(_STANDARD_NORMAL.cdf((value - self.mu) / self.sigma), _EDGE), 1 - _EDGE)
 
 
 def distributions(parameters: Sequence[ParameterSpec] | None) -> dict[str, BaseDistribution]:
@@ -55,10 +85,10 @@ def _distribution(parameter: ParameterSpec, where: str) -> BaseDistribution:
         return CategoricalDistribution(choices)
     if kind not in (ParameterType.INT, ParameterType.DOUBLE) or space is None:
         raise ValidationError(f"{where}.parameterType", f"{kind!r} cannot be sampled")
+    if distribution in (Distribution.NORMAL, Distribution.LOG_NORMAL):
+        return _normal(space.min or "", space.max or "", space.step, distribution, kind, where)
     if distribution not in (Distribution.UNIFORM, Distribution.LOG_UNIFORM):
-        raise ValidationError(
-            f"{where}.feasibleSpace.distribution", f"{distribution!r} is not supported by the optuna samplers"
-        )
+        raise ValidationError(f"{where}.feasibleSpace.distribution", f"{distribution!r} cannot be sampled")
     log = distribution == Distribution.LOG_UNIFORM
     try:
         if kind == ParameterType.INT:
@@ -82,9 +112,29 @@ def _distribution(parameter: ParameterSpec, where: str) -> BaseDistribution:
         raise ValidationError(f"{where}.feasibleSpace", f"cannot be sampled: {exc}") from None
 
 
+def _normal(low: str, high: str, step: str | None, distribution: str, kind: str, where: str) -> QuantileNormal:
+    try:
+        lo, hi = float(low), float(high)
+        quantum = float(step) if step else None
+        if distribution == Distribution.LOG_NORMAL:
+            lo, hi = math.log(lo), math.log(hi)
+    except ValueError as exc:
+        raise ValidationError(f"{where}.feasibleSpace", f"cannot be sampled: {exc}") from None
+    return QuantileNormal(
+        mu=(lo + hi) / 2,
+        sigma=(hi - lo) / 6,
+        log=distribution == Distribution.LOG_NORMAL,
+        integral=kind == ParameterType.INT,
+        step=quantum,
+    )
+
+
 def encode(name: str, value: Any, distribution: BaseDistribution) -> ParameterAssignment:
     """An optuna parameter value as Katib's assignment string."""
-    if isinstance(distribution, IntDistribution):
+    if isinstance(distribution, QuantileNormal):
+        x = distribution.value(float(value))
+        text = str(int(x)) if distribution.integral else str(x)
+    elif isinstance(distribution, IntDistribution):
         text = str(int(value))
     elif isinstance(distribution, FloatDistribution):
         text = str(float(value))
@@ -95,6 +145,8 @@ def encode(name: str, value: Any, distribution: BaseDistribution) -> ParameterAs
 
 def decode(value: str, distribution: BaseDistribution) -> Any:
     """Katib's assignment string as an optuna parameter value; ValueError if it does not fit."""
+    if isinstance(distribution, QuantileNormal):
+        return distribution.quantile(float(value))
     if isinstance(distribution, IntDistribution):
         return int(float(value))
     if isinstance(distribution, FloatDistribution):
@@ -104,56 +156,3 @@ def decode(value: str, distribution: BaseDistribution) -> Any:
             raise ValueError(f"{value!r} is not one of {distribution.choices}")
         return value
     raise ValueError(f"unknown distribution {distribution!r}")
-
-
-def grid_axes(parameters: Sequence[ParameterSpec]) -> list[tuple[str, list[str]]]:
-    """The values of each parameter on a grid (doubles need a ``step``; ints step 1 by default).
-
-    Raises:
-        ValidationError: a double without step, or a grid over ``MAX_GRID`` points.
-    """
-    axes: list[tuple[str, list[str]]] = []
-    size = 1
-    for index, parameter in enumerate(parameters):
-        where = f"spec.parameters[{index}]"
-        space = parameter.feasible_space
-        kind = parameter.parameter_type
-        if kind in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
-            values = list((space.list if space else None) or [])
-        elif kind in (ParameterType.INT, ParameterType.DOUBLE) and space is not None:
-            if kind == ParameterType.DOUBLE and not space.step:
-                raise ValidationError(
-                    f"{where}.feasibleSpace.step", f"parameter {parameter.name!r}: the grid needs a step for doubles"
-                )
-            values = _steps(
-                space.min or "", space.max or "", space.step or "1", integral=kind == ParameterType.INT, where=where
-            )
-        else:
-            raise ValidationError(f"{where}.parameterType", f"{kind!r} cannot be on a grid")
-        size *= max(1, len(values))
-        if size > MAX_GRID:
-            raise ValidationError("spec.parameters", f"the grid has more than {MAX_GRID} points")
-        axes.append((parameter.name or "", values))
-    return axes
-
-
-def _steps(low: str, high: str, step: str, *, integral: bool, where: str) -> list[str]:
-    try:
-        start, stop, delta = decimal.Decimal(low), decimal.Decimal(high), decimal.Decimal(step)
-    except decimal.InvalidOperation:
-        raise ValidationError(
-            f"{where}.feasibleSpace", f"min {low!r}, max {high!r}, step {step!r} must be numbers"
-        ) from None
-    if delta <= 0:
-        raise ValidationError(f"{where}.feasibleSpace.step", f"{step!r} must be positive")
-    values: list[str] = []
-    current = start
-    while current <= stop and len(values) <= MAX_GRID:
-        values.append(str(int(current)) if integral else str(float(current)))
-        current += delta
-    return values
-
-
-def grid_points(axes: Sequence[tuple[str, list[str]]]) -> Iterator[tuple[str, ...]]:
-    """Every point of the grid, first parameter slowest."""
-    return itertools.product(*(values for _, values in axes))

@@ -20,7 +20,7 @@ import yaml
 
 from katib_core import constants, defaulting, patches, pod_injection, validation
 from katib_core.errors import KatibError, ValidationError
-from katib_core.models import Experiment, Trial
+from katib_core.models import Experiment, Trial, first_error
 from katib_webhook.settings import COMPONENT_LABEL, AdmissionSettings
 
 _log = logging.getLogger(__name__)
@@ -328,9 +328,8 @@ def _parse(model: type[Experiment] | type[Trial], data: dict[str, Any]) -> Any:
     try:
         return model.from_api(data)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
-        raise ValidationError(where or model.__name__, first["msg"]) from None
+        where, message = first_error(exc)
+        raise ValidationError(where or model.__name__, message) from None
 
 
 def response(version: str, uid: str, verdict: Verdict) -> dict[str, Any]:

@@ -253,6 +253,58 @@ def test_a_bad_experiment_is_denied_naming_the_field(change: Any, message: str) 
     assert message in response["status"]["message"]
 
 
+def container_of(experiment: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    return found
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"limits": {"cpu": 1, "memory": "1Gi", "nvidia.com/gpu": 1}},  # YAML integers, as Katib's GPU examples
+        {"limits": {"cpu": 0.5, "memory": 1.5e9}, "requests": {"cpu": "250m", "memory": "512Mi"}},
+        {"limits": {"cpu": "2", "ephemeral-storage": "5G", "example.com/fpga": 2}, "requests": {"cpu": 1e-3}},
+    ],
+    ids=["integers", "floats", "strings"],
+)
+def test_quantities_are_read_as_kubernetes_reads_them(resources: dict[str, Any]) -> None:
+    experiment = defaulted_experiment()
+    container_of(experiment)["resources"] = resources
+    assert validate(experiment)["allowed"] is True
+
+
+@pytest.mark.parametrize(
+    ("resources", "field"),
+    [
+        ({"limits": {"cpu": "1.5x"}}, "containers[0].resources.limits[cpu]: '1.5x' is not a quantity"),
+        ({"requests": {"nvidia.com/gpu": True}}, "containers[0].resources.requests[nvidia.com/gpu]: True is not"),
+        ({"limits": {"memory": [1]}}, "containers[0].resources.limits[memory]: [1] is not a quantity"),
+    ],
+)
+def test_a_bad_quantity_is_denied_with_its_path_and_no_library_url(resources: dict[str, Any], field: str) -> None:
+    experiment = defaulted_experiment()
+    container_of(experiment)["resources"] = resources
+    response = validate(experiment)
+    assert response["allowed"] is False
+    message = response["status"]["message"]
+    assert message.startswith("spec.trialTemplate.trialSpec.spec.template.spec."), message
+    assert field in message, message
+    assert "http" not in message
+
+
+def test_a_job_field_of_the_wrong_type_is_named_without_a_library_url() -> None:
+    experiment = defaulted_experiment()
+    container_of(experiment)["ports"] = [{"containerPort": "http"}]
+    response = validate(experiment)
+    assert response["allowed"] is False
+    message = response["status"]["message"]
+    assert message.startswith("spec.trialTemplate: is not a valid batch/v1 Job: "), message
+    assert "containerPort" in message
+    assert "https://" not in message
+
+
 def test_updates_may_change_only_the_counts() -> None:
     old = defaulted_experiment()
     more = copy.deepcopy(old)

@@ -5,7 +5,7 @@ unknown fields are kept, so a round trip never loses what a user wrote. Field na
 Katib's Go types. Pure data: no I/O.
 """
 
-from katib_core.models._base import Condition, KatibModel, NamedValue, ObjectMeta
+from katib_core.models._base import Condition, KatibModel, NamedValue, ObjectMeta, first_error
 from katib_core.models.common import (
     AlgorithmSetting,
     AlgorithmSpec,
@@ -79,4 +79,5 @@ __all__ = [
     "TrialSpec",
     "TrialStatus",
     "TrialTemplate",
+    "first_error",
 ]

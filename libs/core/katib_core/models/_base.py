@@ -27,6 +27,14 @@ class KatibModel(pydantic.BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def first_error(error: pydantic.ValidationError) -> tuple[str, str]:
+    """The field path (``spec.parameters[0].name``) and message of pydantic's first error, without
+    pydantic's help URL or its internal names, for messages people read."""
+    first = error.errors(include_url=False)[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    return where, first["msg"]
+
+
 class ObjectMeta(KatibModel):
     """Kubernetes ``metadata``: the fields Katib and the SDK read; everything else is kept as is."""
 

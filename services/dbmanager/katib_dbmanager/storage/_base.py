@@ -5,7 +5,8 @@ Invariants every implementation keeps (the contract suite in ``testing.py`` chec
 - Thread safety: any method may be called from any thread at any time.
 - ``append`` is atomic for everything passed in one call: all rows are committed, or none.
 - Rows are append-only and keyed by trial name alone; identical rows are all kept.
-- A report whose key is stored already (in this call or an earlier one) writes nothing.
+- A report whose key is stored already for its trial (in this call or an earlier one) writes
+  nothing; keys are scoped to the trial, so another trial's report with the same key is stored.
 - A report with a ``namespace`` records it for its trial unless one is recorded already.
 - ``get`` returns rows ordered by ``(time, insertion order)``; both time bounds are inclusive.
 - Returned rows are snapshots: later writes never change them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -39,6 +40,12 @@ NAMESPACE_COLUMNS = ("trial_name", "namespace")
 _CHUNK_ROWS = 1000
 _CHUNK_BYTES = 4 << 20
 _INSERT_ATTEMPTS = 3
+
+
+def scoped_key(trial_name: str, key: str) -> str:
+    """The stored form of a report key: bound to its trial, so another trial's report is never
+    taken for a retry of this one. A SHA-256 hex digest: 64 characters, the key column's width."""
+    return hashlib.sha256(f"{trial_name}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class DuplicateKeyError(Exception):
@@ -186,20 +193,23 @@ class SQLObservationStore(ObservationStore):
     def _append(self, cursor: Cursor, reports: Sequence[Report]) -> list[bool]:
         if not self._keys_enabled:
             reports = [Report(r.trial_name, r.points, None, r.namespace) for r in reports]
-        stored = self._stored_keys(cursor, [r.key for r in reports if r.key])
+        scoped = [scoped_key(r.trial_name, r.key) if r.key else None for r in reports]
+        stored = self._stored_keys(cursor, [key for key in scoped if key])
         fresh: list[Report] = []
+        fresh_keys: list[str] = []
         written: list[bool] = []
-        for report in reports:
-            if report.key is not None:
-                if report.key in stored:
+        for report, key in zip(reports, scoped, strict=True):
+            if key is not None:
+                if key in stored:
                     written.append(False)
                     continue
-                stored.add(report.key)
+                stored.add(key)
+                fresh_keys.append(key)
             fresh.append(report)
             written.append(True)
         encode = self._dialect.encode_time
         now = encode(timestamps.utc_now())
-        keys = [(r.key, now) for r in fresh if r.key]
+        keys = [(key, now) for key in fresh_keys]
         if keys:
             self._dialect.insert_many(cursor, KEYS_TABLE, KEY_COLUMNS, keys)
         rows = [(r.trial_name, encode(p.time), p.name, p.value) for r in fresh for p in r.points]

@@ -366,11 +366,14 @@ class StoreContract:
         assert written == [False, True, True]
         assert values(store.get(Query("t1"))) == ["old", "y", "z"]
 
-    def test_keys_are_shared_across_trials(self, store: ObservationStore) -> None:
+    def test_keys_are_scoped_to_their_trial(self, store: ObservationStore) -> None:
+        # Another trial's report that happens to carry the same key is not a retry: it is stored.
         k = key()
         store.append([report("t1", (0, "m", "1"), key=k)])
-        assert store.append([report("t2", (0, "m", "1"), key=k)]) == [False]
-        assert store.get(Query("t2")) == []
+        assert store.append([report("t2", (0, "m", "2"), key=k)]) == [True]
+        assert store.append([report("t3", (0, "m", "3"), key=k), report("t3", (0, "m", "3"), key=k)]) == [True, False]
+        assert store.append([report("t1", (0, "m", "1"), key=k)]) == [False]
+        assert [values(store.get(Query(t))) for t in ("t1", "t2", "t3")] == [["1"], ["2"], ["3"]]
 
     def test_purged_keys_are_forgotten(self, store: ObservationStore) -> None:
         k = key()

@@ -1,0 +1,252 @@
+"""What each of pykatib's suggestion algorithms accepts: settings, search spaces, budgets.
+
+One rule, two callers: the admission webhook and local mode admit an Experiment only if
+``check`` passes, and the suggester (``katib_suggest``) runs exactly what ``check`` admits, so an
+Experiment is never accepted and then refused at run time. Pure: no optuna here.
+
+Setting names are Katib's (docs/algorithms.md): ``random_state`` everywhere; for ``tpe`` and
+``multivariate-tpe`` Katib's optuna names (``n_startup_trials``, ``n_ei_candidates``) and Katib's
+hyperopt names (``gamma``, ``prior_weight``, ``n_EI_candidates``); ``sigma`` and
+``restart_strategy`` for ``cmaes``. ``normal``/``logNormal`` parameters are sampled by every
+algorithm but ``grid`` (Katib v0.19 offers them only with its hyperopt ``random`` and ``tpe``).
+"""
+
+from __future__ import annotations
+
+import decimal
+import itertools
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from katib_core import constants
+from katib_core.errors import ValidationError
+from katib_core.models import AlgorithmSpec, Experiment, ParameterSpec
+
+_FIELD: Final = "spec.algorithm.algorithmSettings"
+ParameterType = constants.ParameterType
+Distribution = constants.Distribution
+#: Grids larger than this are refused (they would never be explored anyway).
+MAX_GRID: Final = 1_000_000
+_NORMALS: Final = frozenset({Distribution.NORMAL, Distribution.LOG_NORMAL})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings; None means the sampler's default."""
+
+    algorithm: str
+    random_state: int | None = None
+    n_startup_trials: int | None = None
+    n_ei_candidates: int | None = None
+    gamma: float | None = None
+    prior_weight: float | None = None
+    sigma: float | None = None
+    restart_strategy: str | None = None
+
+
+def _non_negative_int(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValidationError(f"{_FIELD}.{name}", f"{text!r} is not an integer") from None
+    if value < 0:
+        raise ValidationError(f"{_FIELD}.{name}", f"{value} should be greater than or equal to zero")
+    return value
+
+
+def _positive_int(name: str, text: str) -> int:
+    value = _non_negative_int(name, text)
+    if value == 0:
+        raise ValidationError(f"{_FIELD}.{name}", "should be greater than zero")
+    return value
+
+
+def _float(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationError(f"{_FIELD}.{name}", f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValidationError(f"{_FIELD}.{name}", f"{text!r} must be finite")
+    return value
+
+
+def _positive_float(name: str, text: str) -> float:
+    value = _float(name, text)
+    if not value > 0:  # optuna's CMA-ES needs a positive sigma0 (Katib lets 0 through, then fails)
+        raise ValidationError(f"{_FIELD}.{name}", f"{value} should be greater than zero")
+    return value
+
+
+def _fraction(name: str, text: str) -> float:
+    value = _float(name, text)
+    if not 0 < value < 1:
+        raise ValidationError(f"{_FIELD}.{name}", f"{value} should be in the range of (0, 1)")
+    return value
+
+
+def _restart(name: str, text: str) -> str | None:
+    if text in ("None", "none", ""):
+        return None
+    if text not in ("ipop", "bipop"):
+        raise ValidationError(
+            f"{_FIELD}.{name}", f"restart_strategy {text!r} is not supported: use ipop, bipop or none"
+        )
+    return text
+
+
+_Parser = Callable[[str, str], object]
+_TPE: Final[Mapping[str, _Parser]] = {
+    "random_state": _non_negative_int,
+    "n_startup_trials": _non_negative_int,
+    "n_ei_candidates": _positive_int,
+    "n_EI_candidates": _positive_int,  # Katib's hyperopt spelling
+    "gamma": _fraction,
+    "prior_weight": _positive_float,
+}
+#: Settings each algorithm accepts.
+SCHEMAS: Final[Mapping[str, Mapping[str, _Parser]]] = {
+    "random": {"random_state": _non_negative_int},
+    "grid": {"random_state": _non_negative_int},
+    "tpe": _TPE,
+    "multivariate-tpe": _TPE,
+    "cmaes": {"random_state": _non_negative_int, "sigma": _positive_float, "restart_strategy": _restart},
+    "sobol": {"random_state": _non_negative_int},
+}
+ALGORITHMS: Final = tuple(SCHEMAS)
+#: Two spellings of one setting.
+_ALIASES: Final = {"n_EI_candidates": "n_ei_candidates"}
+
+
+def parse_settings(algorithm: AlgorithmSpec | None) -> Settings:
+    """Typed settings of ``algorithm``.
+
+    Raises:
+        ValidationError: unknown algorithm, unknown or repeated setting, or a bad value.
+    """
+    name = (algorithm.algorithm_name if algorithm else None) or ""
+    schema = SCHEMAS.get(name)
+    if schema is None:
+        raise ValidationError(
+            "spec.algorithm.algorithmName", f"unknown algorithm name {name!r}; known: {', '.join(ALGORITHMS)}"
+        )
+    values: dict[str, object] = {}
+    for index, setting in enumerate((algorithm.algorithm_settings if algorithm else None) or ()):
+        key = setting.name or ""
+        parser = schema.get(key)
+        if parser is None:
+            raise ValidationError(
+                f"{_FIELD}[{index}].name",
+                f"unknown setting {key!r} for algorithm {name}; known: {', '.join(schema) or 'none'}",
+            )
+        field = _ALIASES.get(key, key)
+        if field in values:
+            raise ValidationError(f"{_FIELD}[{index}].name", f"setting {key!r} is given twice")
+        values[field] = parser(key, setting.value or "")
+    return Settings(algorithm=name, **values)  # type: ignore[arg-type]
+
+
+def check(experiment: Experiment) -> Settings:
+    """Whether the suggester can run ``experiment`` as written; its parsed settings if so.
+
+    Assumes ``validation.check_parameters`` passed (names, types, numeric bounds).
+
+    Raises:
+        ValidationError: naming the setting or parameter field the algorithm cannot take.
+    """
+    spec = experiment.spec
+    if spec is None:
+        raise ValidationError("spec", "is required")
+    settings = parse_settings(spec.algorithm)
+    parameters = list(spec.parameters or ())
+    for index, parameter in enumerate(parameters):
+        _check_space(parameter, f"spec.parameters[{index}]", settings.algorithm)
+    if settings.algorithm == "cmaes":
+        numeric = [p for p in parameters if p.parameter_type in (ParameterType.INT, ParameterType.DOUBLE)]
+        if len(numeric) < 2:
+            raise ValidationError(
+                "spec.parameters", "cmaes only supports two or more dimensional continuous search space"
+            )
+    if settings.algorithm == "grid":
+        size = math.prod(len(values) for _, values in grid_axes(parameters))
+        if spec.max_trial_count is not None and spec.max_trial_count > size:
+            raise ValidationError(
+                "spec.maxTrialCount",
+                f"Max Trial Count: {spec.max_trial_count} > all possible search combinations: {size}",
+            )
+    return settings
+
+
+def _check_space(parameter: ParameterSpec, where: str, algorithm: str) -> None:
+    space = parameter.feasible_space
+    if parameter.parameter_type not in (ParameterType.INT, ParameterType.DOUBLE) or space is None:
+        return
+    distribution = space.distribution or Distribution.UNIFORM
+    field = f"{where}.feasibleSpace"
+    if distribution in _NORMALS and algorithm == "grid":
+        raise ValidationError(f"{field}.distribution", f"{distribution} cannot be laid on a grid: use uniform")
+    if distribution == Distribution.LOG_NORMAL and float(space.min or "0") <= 0:
+        # logUniform clamps min to 1e-10 (1 for int) instead, as before; logNormal centres on log(min).
+        raise ValidationError(f"{field}.min", f"logNormal needs min > 0 (it is {space.min})")
+    if distribution == Distribution.LOG_UNIFORM and space.step:
+        integral_one = parameter.parameter_type == ParameterType.INT and float(space.step) == 1
+        if not integral_one:
+            raise ValidationError(f"{field}.step", "a logUniform parameter cannot have a step")
+
+
+def grid_axes(parameters: Sequence[ParameterSpec]) -> list[tuple[str, list[str]]]:
+    """The values of each parameter on a grid (doubles need a ``step``; ints step 1 by default).
+
+    Raises:
+        ValidationError: a double without step, or a grid over ``MAX_GRID`` points.
+    """
+    axes: list[tuple[str, list[str]]] = []
+    size = 1
+    for index, parameter in enumerate(parameters):
+        where = f"spec.parameters[{index}]"
+        space = parameter.feasible_space
+        kind = parameter.parameter_type
+        if kind in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+            values = list((space.list if space else None) or [])
+        elif kind in (ParameterType.INT, ParameterType.DOUBLE) and space is not None:
+            if kind == ParameterType.DOUBLE and not space.step:
+                raise ValidationError(
+                    f"{where}.feasibleSpace.step", f"parameter {parameter.name!r}: the grid needs a step for doubles"
+                )
+            values = _steps(
+                space.min or "", space.max or "", space.step or "1", integral=kind == ParameterType.INT, where=where
+            )
+        else:
+            raise ValidationError(f"{where}.parameterType", f"{kind!r} cannot be on a grid")
+        size *= max(1, len(values))
+        if size > MAX_GRID:
+            raise ValidationError("spec.parameters", f"the grid has more than {MAX_GRID} points")
+        axes.append((parameter.name or "", values))
+    return axes
+
+
+def _steps(low: str, high: str, step: str, *, integral: bool, where: str) -> list[str]:
+    try:
+        start, stop, delta = decimal.Decimal(low), decimal.Decimal(high), decimal.Decimal(step)
+    except decimal.InvalidOperation:
+        raise ValidationError(
+            f"{where}.feasibleSpace", f"min {low!r}, max {high!r}, step {step!r} must be numbers"
+        ) from None
+    if delta <= 0:
+        raise ValidationError(f"{where}.feasibleSpace.step", f"{step!r} must be positive")
+    values: list[str] = []
+    current = start
+    while current <= stop and len(values) <= MAX_GRID:
+        values.append(str(int(current)) if integral else str(float(current)))
+        current += delta
+    return values
+
+
+def grid_points(axes: Sequence[tuple[str, list[str]]]) -> Iterator[tuple[str, ...]]:
+    """Every point of the grid, first parameter slowest."""
+    return itertools.product(*(values for _, values in axes))
+
+
+__all__ = ["ALGORITHMS", "MAX_GRID", "SCHEMAS", "Settings", "check", "grid_axes", "grid_points", "parse_settings"]
