@@ -162,3 +162,50 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_run_local_mode_refuses_leaves_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = experiment("argo-trials", STDOUT_TRAIN).to_api()
+    document["spec"]["trialTemplate"]["trialSpec"] = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "spec": {
+            "entrypoint": "main",
+            "templates": [{"name": "main", "container": {"args": ["${trialParameters.x}"]}}],
+        },
+    }
+    (tmp_path / "argo.yaml").write_text(yaml.safe_dump(document))
+    work = tmp_path / "work"
+    assert pykatib(work, "run", str(tmp_path / "argo.yaml"), "--local") == 2
+    err = capsys.readouterr().err
+    assert (
+        "spec.trialTemplate.trialSpec.kind: argoproj.io/v1alpha1 Workflow: local mode cannot run an Argo Workflow"
+        in err
+    )
+    assert "Traceback" not in err
+    assert pykatib(work, "get", "experiments") == 0
+    assert "argo-trials" not in capsys.readouterr().out
+
+
+def test_raising_the_budget_of_a_finished_long_running_experiment_restarts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    spec = write_experiment(
+        tmp_path / "exp.yaml", "grow", STDOUT_TRAIN, maxTrialCount=2, parallelTrialCount=2, resumePolicy="LongRunning"
+    )
+    assert pykatib(work, "run", str(spec), "--local", "--quiet") == 0
+    capsys.readouterr()
+    write_experiment(spec, "grow", STDOUT_TRAIN, maxTrialCount=4, parallelTrialCount=2, resumePolicy="LongRunning")
+    assert pykatib(work, "run", str(spec), "--local", "--quiet") == 0
+    assert "maxTrialCount 2 → 4; resuming" in capsys.readouterr().err
+    with LocalSession(work) as session:
+        trials = session.store.list_trials("default", experiment="grow")
+        assert len(trials) == 4
+        assert session.store.get(Experiment, "default", "grow").spec.max_trial_count == 4  # type: ignore[union-attr]
+    # Anything but the counts is another experiment: refused, naming the field.
+    write_experiment(spec, "grow", STDOUT_TRAIN, maxTrialCount=6, parallelTrialCount=2, resumePolicy="Never")
+    assert pykatib(work, "run", str(spec), "--local", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pykatib: spec.resumePolicy") or "spec.resumePolicy" in err.splitlines()[-1], err
+    assert "rename it or `pykatib delete experiment` first" in err
