@@ -30,6 +30,20 @@ def cext_error() -> str | None:
     return None
 
 
+def vendored_openssl_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
+    """``environ`` with mysql-connector's own OpenSSL preloaded, or None when that cannot help."""
+    environ = dict(os.environ if environ is None else environ)
+    spec = importlib.util.find_spec("mysql")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    vendor = Path(next(iter(spec.submodule_search_locations))) / "vendor"
+    libs = [vendor / "libcrypto.so.3", vendor / "libssl.so.3"]
+    if not all(lib.is_file() for lib in libs):
+        return None
+    preload = [str(lib) for lib in libs] + [p for p in environ.get("LD_PRELOAD", "").split(":") if p]
+    return {**environ, "LD_PRELOAD": ":".join(preload), _MARK: "1"}
+
+
 def reexec_with_vendored_openssl() -> None:
     """Restart the process with mysql-connector's OpenSSL preloaded when that is what it lacks.
 
@@ -38,15 +52,9 @@ def reexec_with_vendored_openssl() -> None:
     error = cext_error()
     if error is None or "OPENSSL" not in error or os.environ.get(_MARK):
         return
-    spec = importlib.util.find_spec("mysql")
-    if spec is None or not spec.submodule_search_locations:
+    env = vendored_openssl_env()
+    if env is None:
         return
-    vendor = Path(next(iter(spec.submodule_search_locations))) / "vendor"
-    libs = [vendor / "libcrypto.so.3", vendor / "libssl.so.3"]
-    if not all(lib.is_file() for lib in libs):
-        return
-    preload = [str(lib) for lib in libs] + [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p]
-    env = {**os.environ, "LD_PRELOAD": ":".join(preload), _MARK: "1"}
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

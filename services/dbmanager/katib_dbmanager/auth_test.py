@@ -24,7 +24,7 @@ from katib_core import push_auth
 from katib_core.push_auth import Claims
 from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.server import DBManagerServer
-from katib_dbmanager.storage import open_store
+from katib_dbmanager.storage import Query, open_store
 from katib_dbmanager.tls import ServerTLS
 from pykatib._dbmanager import DBManagerClient
 from pykatib._transport import RpcError, StatusCode, open_channel
@@ -117,6 +117,28 @@ def test_reads_and_deletes_by_namespace(server: DBManagerServer) -> None:
     assert call(server, "DeleteObservationLog", delete, token("team-b", "*")) == grpc.StatusCode.PERMISSION_DENIED
     assert call(server, "DeleteObservationLog", delete, token("team-a", "*")) == grpc.StatusCode.OK
     assert server.store.trial_namespace("t1") is None
+
+
+def test_a_report_is_bound_to_the_namespace_its_trial_belongs_to(server: DBManagerServer) -> None:
+    assert call(server, "ReportObservationLog", report("trial-a"), token("ns1", "trial-a")) == grpc.StatusCode.OK
+    # A token for the same trial name in another namespace writes nothing into ns1's trial…
+    denied = call(server, "ReportObservationLog", report("trial-a"), token("ns2", "trial-a"))
+    assert denied == grpc.StatusCode.PERMISSION_DENIED
+    assert len(server.store.get(Query("trial-a"))) == 1
+    # …and ns1's own tokens keep reading it; ns2's namespace token neither reads nor deletes it.
+    assert call(server, "GetObservationLog", get("trial-a"), token("ns1", "trial-a")) == grpc.StatusCode.OK
+    assert call(server, "GetObservationLog", get("trial-a"), token("ns2", "*")) == grpc.StatusCode.PERMISSION_DENIED
+    delete = api_pb2.DeleteObservationLogRequest(trial_name="trial-a")
+    assert call(server, "DeleteObservationLog", delete, token("ns2", "*")) == grpc.StatusCode.PERMISSION_DENIED
+    assert server.store.trial_namespace("trial-a") == "ns1"
+
+
+def test_empty_names_are_no_way_around_authentication(server: DBManagerServer) -> None:
+    empty_get, empty_delete = get(""), api_pb2.DeleteObservationLogRequest(trial_name="")
+    assert call(server, "GetObservationLog", empty_get, None) == grpc.StatusCode.UNAUTHENTICATED
+    assert call(server, "DeleteObservationLog", empty_delete, None) == grpc.StatusCode.UNAUTHENTICATED
+    assert call(server, "GetObservationLog", empty_get, token("ns1", "*")) == grpc.StatusCode.OK
+    assert call(server, "DeleteObservationLog", empty_delete, token("ns1", "*")) == grpc.StatusCode.OK
 
 
 def test_secret_rotation_without_restart(server: DBManagerServer, secret_file: Path) -> None:

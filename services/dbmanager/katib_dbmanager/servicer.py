@@ -78,7 +78,10 @@ class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
         # Authentication first: an unauthenticated caller learns nothing about its request.
         claims = None if self._auth is None else self._auth.claims(context.invocation_metadata() or ())
         if claims is not None:
-            push_auth.authorize(claims, Action.REPORT, request.trial_name, trial_namespace=None)
+            # Bound to the namespace the trial's first authenticated report recorded: a token for
+            # ns2/trial-a cannot write into ns1/trial-a (docs/dbmanager.md).
+            namespace = None if claims.is_admin else await self._namespace_of(request.trial_name)
+            push_auth.authorize(claims, Action.REPORT, request.trial_name, trial_namespace=namespace)
         report = convert.report_from_request(request, key=_report_key(context))
         if claims is not None and not claims.is_admin:  # the token vouches for the trial's namespace
             report = dataclasses.replace(report, namespace=claims.namespace)
@@ -90,17 +93,17 @@ class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
         self, request: api_pb2.GetObservationLogRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.GetObservationLogReply:
         query = convert.query_from_request(request)
+        await self._authorize(context, Action.READ, query.trial_name)
         if not query.trial_name:
             return convert.reply_from_points([])
-        await self._authorize(context, Action.READ, query.trial_name)
         points = await asyncio.get_running_loop().run_in_executor(self._readers, self._store.get, query)
         return convert.reply_from_points(points)
 
     async def _delete(
         self, request: api_pb2.DeleteObservationLogRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteObservationLogReply:
+        await self._authorize(context, Action.DELETE, request.trial_name)
         if request.trial_name:
-            await self._authorize(context, Action.DELETE, request.trial_name)
             loop = asyncio.get_running_loop()
             deleted = await loop.run_in_executor(self._readers, self._store.delete, request.trial_name)
             _log.info("deleted %d metric logs of trial %s", deleted, request.trial_name)
@@ -109,12 +112,17 @@ class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
     async def _authorize(self, context: grpc.aio.ServicerContext, action: Action, trial: str) -> None:
         if self._auth is None:
             return
-        claims = self._auth.claims(context.invocation_metadata() or ())
-        namespace = None
-        if not claims.is_admin:
-            loop = asyncio.get_running_loop()
-            namespace = await loop.run_in_executor(self._readers, self._store.trial_namespace, trial)
+        claims = self._auth.claims(context.invocation_metadata() or ())  # no token: UNAUTHENTICATED, always
+        if not trial:
+            return  # nothing is read or deleted for an empty name
+        namespace = None if claims.is_admin else await self._namespace_of(trial)
         push_auth.authorize(claims, action, trial, trial_namespace=namespace)
+
+    async def _namespace_of(self, trial: str) -> str | None:
+        if not trial:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._store.trial_namespace, trial)
 
 
 async def _answer(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:

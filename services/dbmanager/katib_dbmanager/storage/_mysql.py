@@ -29,6 +29,13 @@ from katib_dbmanager.storage._urls import DatabaseURL
 # Server gone, lost, refusing, overloaded, deadlocked or shutting down: worth a retry later.
 _TRANSIENT = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
 _DUPLICATE_ENTRY = 1062
+_CEXT_ERRORS: tuple[type[BaseException], ...]
+try:
+    from _mysql_connector import MySQLInterfaceError
+
+    _CEXT_ERRORS = (MySQLInterfaceError,)
+except ImportError:  # no C extension: every error is a mysql.connector.errors.Error
+    _CEXT_ERRORS = ()
 _DUPLICATE_KEY_NAME = 1061
 _log = logging.getLogger(__name__)
 
@@ -124,6 +131,11 @@ class MySQLDialect(Dialect):
         return f"{column} = %s AND {column} = CAST(%s AS BINARY)", 2
 
     def translate(self, exc: BaseException) -> BaseException | None:
+        if isinstance(exc, _CEXT_ERRORS):
+            # The C extension's own class, which the connector does not wrap everywhere (a
+            # connection lost during COMMIT): whether the commit happened is unknown, so the
+            # caller must retry with its report key, which stores the report exactly once.
+            return StorageUnavailableError(f"MySQL at {self._where}: {exc}")
         if not isinstance(exc, errors.Error):
             return None
         if isinstance(exc, errors.IntegrityError) and exc.errno == _DUPLICATE_ENTRY:

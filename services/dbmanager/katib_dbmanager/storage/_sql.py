@@ -141,6 +141,8 @@ class SQLObservationStore(ObservationStore):
         raise AssertionError("unreachable")
 
     def get(self, query: Query) -> list[MetricPoint]:
+        if _unstorable(query.trial_name) or _unstorable(query.metric_name or ""):
+            return []  # reports with NUL are refused, so nothing can match (PostgreSQL would fail)
         sql, params = self._select(query)
 
         def fetch(cursor: Cursor) -> list[MetricPoint]:
@@ -151,6 +153,8 @@ class SQLObservationStore(ObservationStore):
         return self._run(fetch)
 
     def delete(self, trial_name: str) -> int:
+        if _unstorable(trial_name):
+            return 0
         where, count = self._dialect.equals("trial_name")
 
         def remove(cursor: Cursor) -> int:
@@ -163,7 +167,7 @@ class SQLObservationStore(ObservationStore):
         return self._run(remove)
 
     def trial_namespace(self, trial_name: str) -> str | None:
-        if not self._namespaces_enabled:
+        if not self._namespaces_enabled or _unstorable(trial_name):
             return None
         where, count = self._dialect.equals("trial_name")
 
@@ -334,6 +338,11 @@ class _Session:
 
 class _StaleConnectionError(Exception):
     """The first statement failed on a connection that had been idle in the pool."""
+
+
+def _unstorable(text: str) -> bool:
+    """Text no report can have stored: ``observations`` refuses NUL on every backend."""
+    return "\x00" in text
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
