@@ -10,6 +10,8 @@ import atexit
 import contextlib
 import logging
 import os
+import signal
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Protocol
@@ -24,6 +26,10 @@ from pykatib._transport import RpcError, open_channel
 _log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120
+#: Seconds a SIGTERM'd process spends pushing buffered points (Kubernetes' default grace is 30 s).
+TERM_FLUSH_SECONDS = 20.0
+#: Exit status of a process whose buffered points could not all be pushed at exit.
+EXIT_METRICS_LOST = 3
 _NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -36,6 +42,7 @@ class _Process:
         self.stamps = _metrics.StampSource()
         self._sender: BufferedSender | None = None
         self._early: EarlyStop | None = None
+        self._closed = False
 
     def early_stop(self) -> EarlyStop:
         """The trial's stop rules and verdict (env read on first use)."""
@@ -61,7 +68,30 @@ class _Process:
                 if self._sender is None:
                     self._sender = BufferedSender(self.client)
                     atexit.register(self._flush_at_exit)
+                    self._flush_on_sigterm()
         return self._sender
+
+    def _flush_on_sigterm(self) -> None:
+        """Push buffered points when the pod is deleted (or early-stopped): SIGTERM runs no atexit.
+
+        Only from the main thread (Python's rule for handlers), and never over a handler the
+        program installed itself.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, self._terminate)
+
+    def _terminate(self, signum: int, frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        sender = self._sender
+        if sender is not None and not self._closed:
+            try:
+                sender.flush(min(sender.longest_timeout + 5, TERM_FLUSH_SECONDS))
+            except RuntimeError as exc:
+                _log.error("%s", exc)
+        os.kill(os.getpid(), signum)  # die of the signal, as without the handler (exit status 143)
 
     def flush(self, timeout: float | None) -> None:
         if self._sender is not None:
@@ -69,6 +99,7 @@ class _Process:
 
     def close(self) -> None:
         """Close every channel (the process's state is not used afterwards)."""
+        self._closed = True
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
@@ -76,12 +107,17 @@ class _Process:
 
     def _flush_at_exit(self) -> None:
         sender = self._sender
-        if sender is None:
+        if sender is None or self._closed:
             return
         try:
             sender.flush(sender.longest_timeout + 5)
         except RuntimeError as exc:
+            # Points were lost: the trial must not look like it succeeded with all its metrics.
             _log.error("%s", exc)
+            sys.stderr.write(f"pykatib: {exc}; exiting with status {EXIT_METRICS_LOST}\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_METRICS_LOST)
 
 
 _process = _Process()
