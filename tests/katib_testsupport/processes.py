@@ -6,6 +6,7 @@ Standard library only, so tests in any resolve (ours, or the official SDK's) can
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -19,7 +20,17 @@ DB_MANAGER_PEX = Path("katib-db-manager.pex").absolute()
 class DBManagerProcess:
     """``katib-db-manager`` started on 127.0.0.1 and a free port; ``address`` once it serves."""
 
-    def __init__(self, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        open_files: tuple[int, int] | None = None,
+    ) -> None:
+        def limit() -> None:  # in the child, before exec: its (soft, hard) open-file limit
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
         self.proc = subprocess.Popen(
             [sys.executable, str(DB_MANAGER_PEX), "--listen-address", "127.0.0.1:0", *args],
             env={**os.environ, **(env or {})},
@@ -27,6 +38,7 @@ class DBManagerProcess:
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
+            preexec_fn=limit if open_files is not None else None,  # noqa: PLW1509 - no threads in the child
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

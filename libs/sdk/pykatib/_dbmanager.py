@@ -21,7 +21,9 @@ REPORT_KEY_HEADER = "pykatib-report-key"
 #: controller / local runner for trials, by users for reads (katib_core.push_auth).
 TOKEN_ENV = "KATIB_TRIAL_TOKEN"
 #: Worth another attempt: the server is restarting / unreachable, or the attempt ran out of time.
-RETRYABLE = frozenset({StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED})
+#: Worth another attempt with the same report key. CANCELLED: a server under load (thousands of
+#: concurrent calls on one connection) resets streams; the key makes the retry safe.
+RETRYABLE = frozenset({StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED, StatusCode.CANCELLED})
 #: One attempt never waits longer than this, so a half-open connection is abandoned and retried.
 ATTEMPT_TIMEOUT = 20.0
 BACKOFF_BASE = 0.05

@@ -49,7 +49,8 @@ UNAVAILABLE = RpcError(StatusCode.UNAVAILABLE, "connection refused")
 
 
 def test_retries_until_success_with_the_same_key() -> None:
-    script, clock = Script(UNAVAILABLE, RpcError(StatusCode.DEADLINE_EXCEEDED, "slow"), UNAVAILABLE, b""), Clock()
+    cancelled = RpcError(StatusCode.CANCELLED, "stream reset by the server")
+    script, clock = Script(UNAVAILABLE, RpcError(StatusCode.DEADLINE_EXCEEDED, "slow"), cancelled, b""), Clock()
     client(script, clock).report("t", [], key="k" * 32, timeout=120)
     assert [metadata for _, _, metadata in script.calls] == [(("pykatib-report-key", "k" * 32),)] * 4
     assert clock.sleeps == [0.05, 0.1, 0.2]

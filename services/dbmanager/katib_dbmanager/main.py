@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import sys
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"katib-db-manager: error: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
+    _raise_open_file_limit()
     try:
         store = connect(settings)
     except StorageError as exc:
@@ -105,9 +107,26 @@ def _server(store: ObservationStore, settings: Settings, address: str, *, reuse_
         health_interval=settings.health_interval,
         report_key_ttl=settings.report_key_ttl,
         reuse_port=reuse_port,
+        max_message_bytes=settings.max_message_bytes,
         authenticator=authenticator,
         tls=tls,
     )
+
+
+def _raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every client connection holds a
+    descriptor, and under the common soft limit of 1,024, 5,000 idle connections locked new
+    clients out for minutes. The hard limit stays what the operator (or container runtime) set."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:  # a kernel cap below the hard limit: keep what we have
+        _log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, exc)
+    else:
+        _log.info("open-file limit raised from %d to %d", soft, target)
 
 
 def _supervise(settings: Settings) -> int:

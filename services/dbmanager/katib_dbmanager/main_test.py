@@ -159,3 +159,10 @@ def _children(pid: int) -> list[int]:
         if fields.get("PPid", "").strip() == str(pid):
             found.append(int(status.parent.name))
     return found
+
+
+def test_the_open_file_soft_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
+    with DBManagerProcess("--db-url", f"sqlite:///{tmp_path}/katib.db", open_files=(256, 4096)) as proc:
+        limits = Path(f"/proc/{proc.proc.pid}/limits").read_text()
+        (line,) = (row for row in limits.splitlines() if row.startswith("Max open files"))
+        assert line.split()[3:5] == ["4096", "4096"], line

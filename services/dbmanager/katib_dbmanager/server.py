@@ -32,8 +32,10 @@ from katib_dbmanager.tls import ServerTLS
 
 _log = logging.getLogger(__name__)
 
-#: Katib allows messages up to 2^31-1 bytes; -1 lifts gRPC's 4 MiB default the same way.
-_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+#: Requests larger than this are refused (RESOURCE_EXHAUSTED) before they are buffered: an
+#: unauthenticated 256 MB request once raised the process to ~1 GB for good. Replies (reads of
+#: big trials) are not limited. ``--max-message-size`` changes it (docs/dbmanager.md).
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
 
 
 class DBManagerServer:
@@ -54,6 +56,7 @@ class DBManagerServer:
         health_interval: float = 2.0,
         report_key_ttl: timedelta = timedelta(hours=24),
         reuse_port: bool = False,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         authenticator: Authenticator | None = None,
         tls: ServerTLS | None = None,
     ) -> None:
@@ -64,7 +67,11 @@ class DBManagerServer:
         self.port = 0
         self.address = ""
         self._writers = writers
-        self._options = [*_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
+        self._options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ]
         self._readers = futures.ThreadPoolExecutor(max_workers=readers, thread_name_prefix="db-read")
         self._health_interval = health_interval
         self._report_key_ttl = report_key_ttl

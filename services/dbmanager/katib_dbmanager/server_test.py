@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -295,3 +296,16 @@ def _wait_for(health: health_pb2_grpc.HealthStub, status: int, timeout: float = 
             return True
         time.sleep(0.05)
     return False
+
+
+def test_requests_over_the_size_limit_are_refused_before_they_are_stored(tmp_path: Path) -> None:
+    with DBManagerServer(open_store(f"sqlite:///{tmp_path}/katib.db"), max_message_bytes=1 << 20) as server:
+        client = Client(server.address)
+        value = "x" * 1000
+        with pytest.raises(grpc.RpcError) as refused:
+            client.report("big", *[("2024-01-01T00:00:00Z", "m", value)] * 1500)  # ~1.5 MiB
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        client.report("small", *[("2024-01-01T00:00:00Z", "m", value)] * 500)  # ~0.5 MiB
+        assert client.get("big") == []
+        assert len(client.get("small")) == 500
+        client.channel.close()

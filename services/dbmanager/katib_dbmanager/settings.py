@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from katib_core import quantities
 from katib_core.errors import ValidationError
 from katib_dbmanager.storage import DatabaseURL, from_katib_env, parse_url
 
@@ -36,6 +37,7 @@ class Settings:
     health_interval: float
     report_key_ttl: timedelta
     log_level: str
+    max_message_bytes: int = 64 << 20
     auth_secret_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -70,6 +72,11 @@ class Settings:
         parser.add_argument("--writers", type=int, default=0, help="group-commit writer threads (0: per backend)")
         parser.add_argument("--health-interval", default="2s", help="database probe interval")
         parser.add_argument("--report-key-ttl", default="24h", help="how long report idempotency keys are kept")
+        parser.add_argument(
+            "--max-message-size",
+            default=environ.get("KATIB_DB_MANAGER_MAX_MESSAGE_SIZE", "64Mi"),
+            help="largest request accepted, as a quantity (64Mi, 1G, 1048576; -1: no limit, as Katib)",
+        )
         parser.add_argument("--log-level", default=environ.get("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING…")
         parser.add_argument(
             "--auth-secret-file",
@@ -119,10 +126,20 @@ class Settings:
             health_interval=parse_duration(args.health_interval, "--health-interval"),
             report_key_ttl=timedelta(seconds=parse_duration(args.report_key_ttl, "--report-key-ttl")),
             log_level=args.log_level.upper(),
+            max_message_bytes=_message_bytes(args.max_message_size),
             auth_secret_file=args.auth_secret_file,
             tls_cert_file=args.tls_cert_file,
             tls_key_file=args.tls_key_file,
         )
+
+
+def _message_bytes(text: str) -> int:
+    if text.strip() == "-1":
+        return -1
+    amount = quantities.parse(text.strip(), field="--max-message-size")
+    if amount < 1024 or amount != amount.to_integral_value() or amount >= 2**31:
+        raise ValidationError("--max-message-size", f"{text!r} must be a whole number of bytes from 1Ki to 2Gi, or -1")
+    return int(amount)
 
 
 def parse_duration(text: str, field: str) -> float:

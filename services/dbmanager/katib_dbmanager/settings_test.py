@@ -14,6 +14,19 @@ def test_defaults() -> None:
     assert settings.connect_timeout == 60
     assert settings.writers == 1
     assert settings.report_key_ttl == timedelta(hours=24)
+    assert settings.max_message_bytes == 64 << 20
+
+
+@pytest.mark.parametrize(("text", "size"), [("64Mi", 64 << 20), ("1G", 10**9), ("1048576", 1 << 20), ("-1", -1)])
+def test_max_message_size_is_a_quantity(text: str, size: int) -> None:
+    assert Settings.from_args(["--max-message-size", text], {}).max_message_bytes == size
+    assert Settings.from_args([], {"KATIB_DB_MANAGER_MAX_MESSAGE_SIZE": text}).max_message_bytes == size
+
+
+@pytest.mark.parametrize("text", ["lots", "1k5", "0.5Ki", "100", "4Gi"])
+def test_bad_max_message_sizes_name_the_flag(text: str) -> None:
+    with pytest.raises(ValidationError, match="--max-message-size"):
+        Settings.from_args(["--max-message-size", text], {})
 
 
 def test_flag_beats_env_beats_katib_env() -> None:
