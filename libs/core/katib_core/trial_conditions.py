@@ -6,6 +6,7 @@ local mode decide with them; ``trial_reconcile`` strings them into one reconcile
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from katib_core import conditions, constants
@@ -163,3 +164,34 @@ def mark_early_stopped(status: TrialStatus, *, now: str) -> TrialStatus:
         job_message="",
         now=now,
     )
+
+
+_FAILURES = frozenset({TrialConditionType.FAILED, TrialConditionType.METRICS_UNAVAILABLE})
+
+
+def first_failure(trials: Sequence[Trial]) -> tuple[str, str] | None:
+    """The earliest-created trial that failed (or was MetricsUnavailable) and why, in one line.
+
+    Why: the last line of the job's output when the message carries it (a Python traceback ends
+    with the error), else the condition's message.
+    """
+    failed = [t for t in trials if last_condition_type(t.status) in _FAILURES]
+    if not failed:
+        return None
+    trial = min(failed, key=lambda t: ((t.metadata.creation_timestamp if t.metadata else None) or "", _name(t)))
+    condition = trial.status.conditions[-1] if trial.status and trial.status.conditions else None
+    message = (condition.message if condition else None) or (condition.reason if condition else None) or ""
+    return _name(trial), _headline(message)
+
+
+def _headline(message: str) -> str:
+    head, marker, output = message.partition("last output:")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if marker and lines:
+        how = head.rsplit("Job message:", 1)[-1].strip().rstrip(";")
+        return f"{lines[-1]} ({how})" if how else lines[-1]
+    return message.strip()
+
+
+def _name(trial: Trial) -> str:
+    return (trial.metadata.name if trial.metadata else None) or ""

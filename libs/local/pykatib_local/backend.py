@@ -34,6 +34,7 @@ class LocalBackend(Backend):
 
     #: Trial processes get this interpreter and its import path: no pip, no import probe per trial.
     trials_have_pykatib = True
+    explains_outcomes = True
 
     def __init__(self, config: LocalBackendConfig, *, session: LocalSession | None = None) -> None:
         self.namespace = config.namespace or "default"
@@ -118,21 +119,24 @@ def prepare(experiment: Experiment, namespace: str) -> Experiment:
         raise ValidationError("metadata.name", "is required")
     meta.namespace = meta.namespace or namespace
     defaulted = defaulting.default_experiment(parsed)
-    containers.check_runnable(defaulted)  # local mode's own limits first: they say what to do instead
-    validation.validate_experiment(defaulted, settings=local_settings())
+    # Local mode's own limits first: they say what to do instead.
+    containers.check_runnable(defaulted)
     collector_spec = defaulted.spec.metrics_collector_spec if defaulted.spec else None
     kind = collector_spec.collector.kind if collector_spec and collector_spec.collector else None
     if kind not in ("Push", "StdOut"):
         raise ValidationError(
-            "spec.metricsCollectorSpec.collector.kind", f"{kind!r}: local mode runs Push and StdOut collectors only"
+            "spec.metricsCollectorSpec.collector.kind",
+            f"{kind!r}: local mode runs Push and StdOut collectors only ({kind} needs a cluster's sidecar;"
+            " trials can push with pykatib.report_metrics and kind Push instead)",
         )
     stopping = defaulted.spec.early_stopping if defaulted.spec else None
+    if stopping is not None and kind != "Push":
+        raise ValidationError(
+            "spec.earlyStopping", "local mode early-stops Push trials only (StdOut is parsed when a trial exits)"
+        )
+    validation.validate_experiment(defaulted, settings=local_settings())
     if stopping is not None:
         early_stopping.parse_settings(stopping)
-        if kind != "Push":
-            raise ValidationError(
-                "spec.earlyStopping", "local mode early-stops Push trials only (StdOut is parsed when a trial exits)"
-            )
     return defaulted
 
 

@@ -36,7 +36,8 @@ from pykatib_local.runner import Progress as RunProgress
 from pykatib_local.session import LocalSession, default_workdir
 
 _console = Console(stderr=True)
-_out = Console()
+#: Results on stdout. Piped or redirected, lines are never cut to 80 columns (names stay whole).
+_out = Console() if sys.stdout.isatty() else Console(width=100_000)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,10 +160,11 @@ def _run(args: argparse.Namespace) -> int:
         final = session.store.get(Experiment, namespace, name)
         trials = session.store.list_trials(namespace, experiment=name)
         _out.print(_trials_table(final, trials))
-        _out.print(summaries.optimal_text(final))
         path = _write_report(session, final, trials)
         _console.print(f"report: {path}", soft_wrap=True, highlight=False)
-    return 1 if summaries.failed(final) else 0
+        _out.print(summaries.optimal_text(final, trials), soft_wrap=True)  # last: the outcome, or why none
+    # 1: the Experiment failed, or it ended with nothing to use (no trial succeeded).
+    return 1 if summaries.failed(final) or not summaries.best_trial(final) else 0
 
 
 def _update(session: LocalSession, stored: Experiment, prepared: Experiment) -> None:
@@ -236,7 +238,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def _get(args: argparse.Namespace) -> int:
     with _reader(args) as session:
         if args.what == "experiments":
-            table = Table("NAME", "STATUS", "TRIALS", "SUCCEEDED", "FAILED", "BEST TRIAL")
+            table = Table("NAME", "STATUS", "TRIALS", "SUCCEEDED", "FAILED", "BEST TRIAL", "BEST VALUE")
             for exp in session.store.list_experiments(args.namespace):
                 status = exp.status
                 table.add_row(
@@ -246,6 +248,7 @@ def _get(args: argparse.Namespace) -> int:
                     str(status.trials_succeeded if status else 0),
                     str((status.trials_failed or 0) + (status.trial_metrics_unavailable or 0) if status else 0),
                     summaries.best_trial(exp),
+                    summaries.best_value(exp),
                 )
             _out.print(table)
             return 0

@@ -209,3 +209,13 @@ def test_raising_the_budget_of_a_finished_long_running_experiment_restarts_it(
     err = capsys.readouterr().err
     assert err.startswith("pykatib: spec.resumePolicy") or "spec.resumePolicy" in err.splitlines()[-1], err
     assert "rename it or `pykatib delete experiment` first" in err
+
+
+def test_a_run_whose_trials_all_fail_ends_with_their_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_experiment(tmp_path / "exp.yaml", "all-fail", "import sys\nprint(undefined_name)\n", maxTrialCount=2)
+    assert pykatib(tmp_path / "work", "run", str(spec), "--local", "--quiet") == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "no trial reported the objective; first failed trial all-fail-" in last
+    assert "NameError: name 'undefined_name' is not defined (exit code 1)" in last
+    assert pykatib(tmp_path / "work", "get", "experiments") == 0
+    assert "BEST VALUE" in capsys.readouterr().out

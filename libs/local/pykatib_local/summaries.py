@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from katib_core import constants
+from katib_core import constants, trial_conditions
 from katib_core.models import Experiment, Trial
 
 
@@ -72,25 +72,34 @@ def counts(experiment: Experiment, trials: Sequence[Trial]) -> Counts:
     done = sum(1 for s in states if s in finished)
     running = sum(1 for s in states if s == "Running")
     bad = sum(1 for s in states if s in ("Failed", "MetricsUnavailable"))
-    optimal = experiment.status.current_optimal_trial if experiment.status else None
-    metric = objective_metric(experiment)
-    best = ""
-    if optimal is not None and optimal.observation is not None:
-        for m in optimal.observation.metrics or ():
-            if m.name == metric:
-                strategy = {"minimize": m.min, "maximize": m.max}.get(
-                    (experiment.spec.objective.type if experiment.spec and experiment.spec.objective else "") or "",
-                    m.latest,
-                )
-                best = f"  best {metric}={strategy}"
+    value = best_value(experiment)
+    best = f"  best {objective_metric(experiment)}={value}" if value else ""
     budget = experiment.spec.max_trial_count if experiment.spec else None
     return Counts(done, budget, f"running {running}  failed {bad}{best}")
 
 
-def optimal_text(experiment: Experiment) -> str:
-    """The optimal trial and its hyperparameters, as the CLI prints them at the end."""
+def best_value(experiment: Experiment) -> str:
+    """The optimal trial's objective value as the objective reads it (min when minimizing, …)."""
+    optimal = experiment.status.current_optimal_trial if experiment.status else None
+    metric = objective_metric(experiment)
+    kind = (experiment.spec.objective.type if experiment.spec and experiment.spec.objective else "") or ""
+    for m in (optimal.observation.metrics if optimal and optimal.observation else None) or ():
+        if m.name == metric:
+            return {"minimize": m.min, "maximize": m.max}.get(kind, m.latest) or ""
+    return ""
+
+
+def optimal_text(experiment: Experiment, trials: Sequence[Trial] = ()) -> str:
+    """The optimal trial and its hyperparameters, as the CLI prints them at the end — or, when
+    no trial reported the objective, why: the first failed trial's error."""
     optimal = experiment.status.current_optimal_trial if experiment.status else None
     if optimal is None or not optimal.best_trial_name:
+        failure = trial_conditions.first_failure(trials)
+        if failure is not None:
+            return (
+                f"experiment {condition(experiment)}, but no trial reported the objective;"
+                f" first failed trial {failure[0]}: {failure[1]}"
+            )
         return f"experiment {condition(experiment)}: no trial reported the objective"
     params = "\n".join(f"  {a.name} = {a.value}" for a in optimal.parameter_assignments or ())
     metrics = ", ".join(

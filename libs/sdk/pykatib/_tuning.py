@@ -11,8 +11,11 @@ compared field by field in ``tests/compat``), except that:
 
 from __future__ import annotations
 
+import builtins
 import inspect
+import symtable
 import textwrap
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -159,6 +162,47 @@ def _check_objective_function(objective: Callable[..., Any]) -> None:
         ) from None
 
 
+def _check_free_names(objective: Callable[..., Any], source: str) -> None:
+    """Refuse an objective that uses a name the trial will not have.
+
+    Only the function's source runs in the trial (as kubeflow-katib does), so a module imported
+    at the top of the user's file, a helper defined beside the objective or a decorator is a
+    ``NameError`` in every trial — found here, before any trial starts.
+    """
+    table = symtable.symtable(source, "<objective>", "exec")
+    defined = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    used: set[str] = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    pending = list(table.get_children())
+    while pending:
+        scope = pending.pop()
+        pending.extend(scope.get_children())
+        for symbol in scope.get_symbols():
+            if symbol.is_declared_global() and symbol.is_assigned():
+                defined.add(symbol.get_name())
+            elif symbol.is_global() and symbol.is_referenced():
+                used.add(symbol.get_name())
+    missing = sorted(name for name in used - defined if not hasattr(builtins, name))
+    if missing:
+        name = missing[0]
+        raise ValueError(
+            f"the objective uses {name!r}, which its trials will not have: only the function's own source"
+            f" runs in a trial. {_fix_for(objective, name)}"
+            + (f" (also undefined: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+        )
+
+
+def _fix_for(objective: Callable[..., Any], name: str) -> str:
+    value = getattr(objective, "__globals__", {}).get(name)
+    if isinstance(value, types.ModuleType):
+        module = value.__name__
+        line = f"import {module}" if module == name else f"import {module} as {name}"
+        return f"Import it inside the function: `{line}` as its first line."
+    origin = getattr(value, "__module__", None)
+    if origin and origin not in ("__main__", getattr(objective, "__module__", None)):
+        return f"Import it inside the function: `from {origin} import {name}`."
+    return "Define or import it inside the function."
+
+
 def _collector_kind(config: Mapping[str, Any] | None) -> str:
     config = {"kind": constants.CollectorKind.STDOUT} if config is None else config
     kind = config.get("kind")
@@ -200,6 +244,7 @@ def _install_unless_importable(module: str, packages: Sequence[str], index_urls:
 
 def _exec_script(objective: Callable[..., Any], inputs: Mapping[str, Any], entrypoint: str) -> str:
     source = textwrap.dedent(inspect.getsource(objective))
+    _check_free_names(objective, source)
     code = f"{source}\n{objective.__name__}({dict(inputs)})\n"
     return (
         "\nprogram_path=$(mktemp -d)\n"

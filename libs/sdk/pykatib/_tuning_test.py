@@ -1,3 +1,6 @@
+import json
+import re
+from json import dumps
 from typing import Any
 
 import pytest
@@ -219,3 +222,51 @@ def test_trainer_resources_make_a_pytorchjob() -> None:
     assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
     assert "restartPolicy" not in pod["spec"]
     assert 'torchrun "$program_path/ephemeral_script.py"' in pod["spec"]["containers"][0]["args"][0]
+
+
+def scale(x: float) -> float:
+    return x * 2
+
+
+def uses_a_module_imported_at_the_top(parameters):  # type: ignore[no-untyped-def]
+    print(json.dumps({"result": parameters["a"]}))
+
+
+def uses_a_helper_of_this_file(parameters):  # type: ignore[no-untyped-def]
+    print(scale(float(parameters["a"])))
+
+
+def uses_an_imported_function(parameters):  # type: ignore[no-untyped-def]
+    print(dumps(parameters))
+
+
+def self_contained(parameters):  # type: ignore[no-untyped-def]
+    import math
+
+    global calls  # noqa: PLW0603 - assigned here: defined at run time
+    calls = 1
+
+    def square(x: float) -> float:
+        return x * x
+
+    values = [square(float(v)) for v in parameters.values() if isinstance(v, str)]
+    print(f"result={math.fsum(values) + len(values) + calls}")
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (uses_a_module_imported_at_the_top, "uses 'json', which its trials will not have"),
+        (uses_a_module_imported_at_the_top, "Import it inside the function: `import json` as its first line."),
+        (uses_a_helper_of_this_file, "uses 'scale'"),
+        (uses_a_helper_of_this_file, "Define or import it inside the function."),
+        (uses_an_imported_function, "Import it inside the function: `from json import dumps`."),
+    ],
+)
+def test_an_objective_using_names_its_trials_lack_is_refused_before_anything_runs(function: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build(objective=function)
+
+
+def test_a_self_contained_objective_passes() -> None:
+    build(objective=self_contained)

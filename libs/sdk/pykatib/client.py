@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from katib_core import constants, validation
+from katib_core import constants, trial_conditions, validation
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError
 from katib_core.models import Condition, Experiment, OptimalTrial, Suggestion, Trial
 from pykatib import _openapi, _tuning, _wire, backends
@@ -284,10 +284,17 @@ class KatibClient:
             experiment = self.get_experiment(name, namespace, apiserver_timeout)
             status = experiment.status
             if status is not None and status.has_condition(expected_condition):
+                if expected_condition == _Condition.SUCCEEDED and self.backend.explains_outcomes:
+                    self._explain_outcome(experiment, namespace, apiserver_timeout)
                 return experiment
             if status is not None and status.has_condition(_Condition.FAILED):
+                failure = None
+                if self.backend.explains_outcomes:
+                    trials = self.backend.list_trials(namespace, name, apiserver_timeout)
+                    failure = trial_conditions.first_failure(trials)
+                why = f" First failed trial {failure[0]}: {failure[1]}." if failure else ""
                 raise RuntimeError(
-                    f"Experiment: {namespace}/{name} is Failed. Experiment conditions: {status.conditions}"
+                    f"Experiment: {namespace}/{name} is Failed.{why} Experiment conditions: {status.conditions}"
                 )
             _log.debug("waiting for experiment %s/%s to reach %s", namespace, name, expected_condition)
             if time.monotonic() + polling_interval > deadline:
@@ -295,6 +302,22 @@ class KatibClient:
                     f"Timeout waiting for Experiment: {namespace}/{name} to reach {expected_condition} state"
                 )
             time.sleep(polling_interval)
+
+    def _explain_outcome(self, experiment: Experiment, namespace: str, timeout: float) -> None:
+        """Katib calls a run whose trials all failed Succeeded (its budget is spent); say so loudly."""
+        name = (experiment.metadata.name if experiment.metadata else None) or ""
+        trials = self.backend.list_trials(namespace, name, timeout)
+        failure = trial_conditions.first_failure(trials)
+        if failure is None:
+            return
+        succeeded = sum(trial_conditions.holds(t.status, constants.TrialConditionType.SUCCEEDED) for t in trials)
+        summary = (
+            f"Experiment {namespace}/{name}: {succeeded} of {len(trials)} trials succeeded;"
+            f" first failed trial {failure[0]}: {failure[1]}"
+        )
+        if succeeded == 0:
+            raise RuntimeError(summary)
+        _log.warning("%s", summary)
 
     def edit_experiment_budget(
         self,

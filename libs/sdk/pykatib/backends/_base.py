@@ -24,6 +24,10 @@ class Backend(abc.ABC):
     namespace: str
     #: Whether this backend's trials can always import pykatib (tune() then installs nothing for Push).
     trials_have_pykatib: bool = False
+    #: Whether a wait that ends Succeeded explains failed trials: a warning quoting the first one,
+    #: and RuntimeError when none succeeded (local mode, where the user's script is the only window
+    #: onto the run). The Kubernetes backend keeps upstream's plain return.
+    explains_outcomes: bool = False
 
     @abc.abstractmethod
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
