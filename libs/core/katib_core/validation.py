@@ -18,7 +18,7 @@ from typing import Any, Final
 from katib_core import collector_validation, constants, search_algorithms, template_validation
 from katib_core.constants import CollectorKind
 from katib_core.errors import ValidationError
-from katib_core.models import Experiment, FeasibleSpace, ObjectiveSpec, ParameterSpec
+from katib_core.models import Experiment, FeasibleSpace, ObjectiveSpec, ParameterSpec, unknown_fields
 
 #: Katib's experiment name rule (also a DNS label), at most 40 characters.
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -143,8 +143,36 @@ def check_trial_counts(
             raise ValidationError("spec.parallelTrialCount", f"{parallel_trial_count} exceeds maxTrialCount")
 
 
+def unknown_spec_fields(experiment: Experiment) -> list[str]:
+    """``spec`` fields the Katib API does not define, each ``path: unknown field[; did you mean X?]``
+    (``metadata`` and ``status`` hold Kubernetes' and the controllers' fields: not checked)."""
+    if experiment.spec is None:
+        return []
+    return [
+        f"{path}: unknown field" + (f"; did you mean {close}?" if close else "")
+        for path, close in unknown_fields(experiment.spec, "spec")
+    ]
+
+
+def check_known_fields(experiment: Experiment) -> None:
+    """Refuse an Experiment with fields Katib does not define (``parallelTrialCout: 2`` would
+    otherwise run with the default), as kubectl's strict field validation does.
+
+    Raises:
+        ValidationError: naming the first unknown field (all of them in the message).
+    """
+    problems = unknown_spec_fields(experiment)
+    if problems:
+        field, _, reason = problems[0].partition(": ")
+        more = f" (also: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+        raise ValidationError(field, reason + more)
+
+
 def check_experiment(experiment: Experiment) -> None:
-    """The checks a client can make without cluster state: name, objective, parameters, budget."""
+    """The checks a client can make without cluster state: name, objective, parameters, budget.
+
+    Unknown fields are not refused here: against a cluster, a newer Katib may define them (its
+    API server decides); local mode, which is the API, refuses them (``check_known_fields``)."""
     meta = experiment.metadata
     if meta is None or not (meta.name or meta.generate_name):
         raise ValidationError("metadata.name", "an Experiment needs a name or generateName")

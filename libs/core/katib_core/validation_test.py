@@ -472,3 +472,23 @@ def test_tune_experiments_of_both_sdks_pass_after_defaulting() -> None:
     assert moved == ["spec.parameters[2].feasibleSpace.distribution"]
     experiment = defaulting.default_experiment(Experiment.from_api(repaired))
     validation.validate_experiment(experiment)
+
+
+def test_fields_katib_does_not_define_are_named_with_the_likely_typo() -> None:
+    data = full(
+        **{"spec.parallelTrialCout": 2, "spec.objective.goals": 0.9, "spec.parameters.0.feasibleSpace.stpe": "1"}
+    )
+    found = validation.unknown_spec_fields(Experiment.from_api(data))
+    assert found == [
+        "spec.parallelTrialCout: unknown field; did you mean parallelTrialCount?",
+        "spec.parameters[0].feasibleSpace.stpe: unknown field; did you mean step?",
+        "spec.objective.goals: unknown field; did you mean goal?",
+    ]
+    with pytest.raises(ValidationError) as raised:
+        validation.check_known_fields(Experiment.from_api(data))
+    assert raised.value.field == "spec.parallelTrialCout"
+    assert "did you mean parallelTrialCount?" in str(raised.value)
+    assert "spec.parameters[0].feasibleSpace.stpe" in str(raised.value)  # every one is listed
+    # What Katib defines, including the opaque trial template and metadata's own fields, passes.
+    clean = full(**{"metadata.managedFields": [{"manager": "kubectl"}], COMMAND: ["python", "-c", "x"]})
+    assert validation.unknown_spec_fields(Experiment.from_api(clean)) == []

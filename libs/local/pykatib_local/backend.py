@@ -118,6 +118,7 @@ def prepare(experiment: Experiment, namespace: str) -> Experiment:
     if meta is None or not meta.name:
         raise ValidationError("metadata.name", "is required")
     meta.namespace = meta.namespace or namespace
+    validation.check_known_fields(parsed)  # local mode is the API server here: strict, as kubectl
     defaulted = defaulting.default_experiment(parsed)
     # Local mode's own limits first: they say what to do instead.
     containers.check_runnable(defaulted)

@@ -90,6 +90,7 @@ def test_run_prints_table_best_and_report_then_resumes_as_a_no_op(
         (["run", "bad.yaml", "--local"], "bad.yaml: is not valid YAML"),
         (["run", "invalid.yaml", "--local"], "spec.parallelTrialCount"),
         (["run", "good.yaml"], "--local"),
+        (["run", "typo.yaml", "--local"], "spec.parallelTrialCout: unknown field; did you mean parallelTrialCount?"),
         (["describe", "trial", "nope"], "nope"),
     ],
 )
@@ -100,6 +101,7 @@ def test_bad_input_is_one_line_without_traceback(
     (tmp_path / "bad.yaml").write_text("kind: [unclosed")
     write_experiment(tmp_path / "invalid.yaml", "invalid", STDOUT_TRAIN, parallelTrialCount=-1)
     write_experiment(tmp_path / "good.yaml", "good", STDOUT_TRAIN)
+    write_experiment(tmp_path / "typo.yaml", "typo", STDOUT_TRAIN, parallelTrialCout=2)
     (tmp_path / "work").mkdir()
     assert pykatib(tmp_path / "work", *args) == 2
     err = capsys.readouterr().err

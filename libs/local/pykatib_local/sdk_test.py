@@ -67,3 +67,17 @@ def test_partial_failures_are_a_warning_quoting_the_first(tmp_path: Path, caplog
     (warning,) = (r.getMessage() for r in caplog.records if "trials succeeded" in r.getMessage())
     assert "2 of 3 trials succeeded" in warning
     assert "ArithmeticError: diverged" in warning
+
+
+def test_a_typo_in_an_experiment_is_an_error_naming_it(tmp_path: Path) -> None:
+    client = tune(tmp_path, "typo-source", broken)
+    body = client.get_experiment("typo-source").to_api()
+    body["metadata"] = {"name": "typo"}
+    body["spec"]["parallelTrialCout"] = 2
+    body.pop("status", None)
+    # As a cluster's webhook denial comes back (upstream's RuntimeError), naming the field.
+    with pytest.raises(
+        RuntimeError, match=r"spec\.parallelTrialCout: unknown field; did you mean parallelTrialCount\?"
+    ):
+        client.create_experiment(body)
+    assert [e.metadata.name for e in client.list_experiments() if e.metadata] == ["typo-source"]

@@ -114,6 +114,8 @@ class Admission:
         experiment = _parse(Experiment, repaired)
         defaulted = defaulting.default_experiment(experiment).to_api()
         warnings = tuple(f"{field}: categorical values moved to feasibleSpace.list" for field in moved)
+        # kubectl's strict field validation, as warnings: Katib would ignore these fields silently.
+        warnings += tuple(validation.unknown_spec_fields(experiment))
         return Verdict(True, patch=patches.diff(raw, defaulted), warnings=warnings)
 
     async def validate_experiment(self, request: Mapping[str, Any]) -> Verdict:

@@ -305,6 +305,14 @@ def test_a_job_field_of_the_wrong_type_is_named_without_a_library_url() -> None:
     assert "https://" not in message
 
 
+def test_fields_katib_does_not_define_come_back_as_warnings() -> None:
+    experiment_review = load("experiment-review.json")
+    experiment_review["request"]["object"]["spec"]["parallelTrialCout"] = 2
+    response = review("/mutate-experiment", experiment_review)
+    assert response["allowed"] is True
+    assert "spec.parallelTrialCout: unknown field; did you mean parallelTrialCount?" in response["warnings"]
+
+
 def test_updates_may_change_only_the_counts() -> None:
     old = defaulted_experiment()
     more = copy.deepcopy(old)

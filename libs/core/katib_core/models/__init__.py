@@ -5,7 +5,7 @@ unknown fields are kept, so a round trip never loses what a user wrote. Field na
 Katib's Go types. Pure data: no I/O.
 """
 
-from katib_core.models._base import Condition, KatibModel, NamedValue, ObjectMeta, first_error
+from katib_core.models._base import Condition, KatibModel, NamedValue, ObjectMeta, first_error, unknown_fields
 from katib_core.models.common import (
     AlgorithmSetting,
     AlgorithmSpec,
@@ -80,4 +80,5 @@ __all__ = [
     "TrialStatus",
     "TrialTemplate",
     "first_error",
+    "unknown_fields",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Self
 
 import pydantic
@@ -25,6 +26,26 @@ class KatibModel(pydantic.BaseModel):
     def to_api(self) -> dict[str, Any]:
         """The API JSON of this object: camelCase keys, unset fields left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def unknown_fields(model: KatibModel, path: str = "") -> list[tuple[str, str | None]]:
+    """Fields a user wrote that Katib's API does not define (kept as extras), as ``(path, the
+    known field it most resembles)``, depth first — kubectl's strict field validation, for Katib."""
+    found: list[tuple[str, str | None]] = []
+    known = {field.alias or name: name for name, field in type(model).model_fields.items()}
+    for name in model.model_extra or {}:
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+        found.append((f"{path}.{name}" if path else name, close[0] if close else None))
+    for alias, name in known.items():
+        value = getattr(model, name)
+        where = f"{path}.{alias}" if path else alias
+        if isinstance(value, KatibModel):
+            found += unknown_fields(value, where)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, KatibModel):
+                    found += unknown_fields(item, f"{where}[{index}]")
+    return found
 
 
 def first_error(error: pydantic.ValidationError) -> tuple[str, str]:

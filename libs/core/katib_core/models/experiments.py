@@ -56,6 +56,8 @@ class TrialTemplate(KatibModel):
     config_map: ConfigMapSource | None = None
     trial_parameters: list[TrialParameterSpec] | None = None
     primary_pod_labels: dict[str, str] | None = None
+    #: In the CRD's schema (infra/crds/experiment.yaml), so accepted; no controller reads it.
+    labels: dict[str, str] | None = None
     primary_container_name: str | None = None
     success_condition: str | None = None
     failure_condition: str | None = None
