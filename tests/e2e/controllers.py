@@ -26,6 +26,10 @@ from katib_testcluster.cluster import Cluster
 from katib_trial_controller import main as trial_main
 from pykatib import dbmanager
 
+#: An image with pykatib installed (infra/trial-image): the node agent runs it with this
+#: interpreter and import path, as it carries our code (katib_testcluster.images).
+TRIAL_IMAGE = "ghcr.io/pykatib/pykatib-trial:v0.1.0"
+
 GROUP, VERSION = constants.GROUP, constants.VERSION
 
 
@@ -110,6 +114,7 @@ def push_template(db_address: str, code: str) -> dict[str, Any]:
     """
     template = builders.job_template(["python", "-c", code])
     container = template["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = TRIAL_IMAGE  # the code imports pykatib
     container["env"].append({"name": constants.DB_MANAGER_ADDRESS_ENV, "value": db_address})
     return template
 

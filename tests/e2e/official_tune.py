@@ -2,11 +2,12 @@
 
 Runs in the ``katib-compat`` resolve as its own pex (``tests/e2e:official-tune``):
 
-    official-tune.pex KUBECONFIG NAMESPACE NAME '{"base_image": ..., "env_per_trial": ...}'
+    official-tune.pex KUBECONFIG NAMESPACE NAME '{"base_image": ..., "packages_to_install": ...}'
 
 creates the Experiment with ``tune(..., metrics_collector_config={"kind": "Push"})``, waits for
 Succeeded with the official client, and prints one JSON line: the optimal trial
-(``get_optimal_hyperparameters``) and the Experiment as stored.
+(``get_optimal_hyperparameters``) and the Experiment as stored. Each trial also pushes
+``python_minor``, the minor version of the Python it ran on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kubernetes import client
 def objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial: no annotations
     """The training: pushes ``loss`` with the official ``report_metrics`` (runs inside the trial)."""
     import os
+    import sys
 
     from kubeflow.katib import report_metrics
     from kubeflow.katib.utils import utils
@@ -32,6 +34,7 @@ def objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in
     address = os.environ.get("KATIB_DB_MANAGER_ADDRESS", "katib-db-manager.kubeflow:6789")
     for step in range(3):
         report_metrics({"loss": (x - 0.3) ** 2 + 0.01 / (step + 1)}, db_manager_address=address)
+    report_metrics({"python_minor": sys.version_info[1]}, db_manager_address=address)
 
 
 def main(argv: list[str]) -> int:

@@ -20,6 +20,7 @@ from kubernetes import client
 
 import pykatib as katib
 from e2e import system as system_mod
+from e2e.controllers import TRIAL_IMAGE
 from e2e.system import System
 from katib_core import push_auth
 from katib_dbmanager.auth import Authenticator
@@ -72,8 +73,7 @@ def secured(k8s_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
                     api=k8s_cluster.api_client,
                     db_manager_address=db.address,
                     scope=scope,
-                    trial_image="docker.io/library/python:3.11-slim",  # the node agent ignores images
-                    official_trial={},
+                    trial_image=TRIAL_IMAGE,  # the trials import pykatib
                     installed=False,
                     controllers=controllers,
                     db_token=admin_token,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from kubernetes.client.exceptions import ApiException
 
 import pykatib as katib
 from e2e import system as system_mod
+from e2e import wheel_index
+from e2e.controllers import TRIAL_IMAGE
 from e2e.system import GROUP, VERSION, System
 from katib_dbmanager.server import DBManagerServer
 from katib_testcluster import polling
@@ -27,6 +30,17 @@ from katib_testcluster.cluster import Cluster
 
 #: Where runtime_package_dependencies puts the official SDK's tune() runner.
 OFFICIAL_TUNE_PEX = Path("official-tune.pex").absolute()
+#: Katib's default tune() images (kubeflow-katib 0.19.0's BASE_IMAGE_PYTORCH and
+#: BASE_IMAGE_TENSORFLOW) and the minor version of the Python 3 each carries. Neither has pykatib
+#: or kubeflow-katib: the trials pip-install them.
+KATIB_DEFAULT_IMAGES = [
+    pytest.param("docker.io/pytorch/pytorch:2.2.1-cuda12.1-cudnn8-runtime", 10, id="pytorch-py3.10"),
+    pytest.param("docker.io/tensorflow/tensorflow:2.13.0", 8, id="tensorflow-py3.8"),
+]
+#: The grpcio each of those images ships, as its minor version (-1: none), by Python minor.
+GRPCIO_MINOR = {10: -1, 8: 56}
+#: What trials of the official SDK install, as its docs say to.
+OFFICIAL_SDK = "kubeflow-katib==0.19.0"
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +68,7 @@ def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             api=cluster.api_client,
             db_manager_address=db.address,
             scope=scope,
-            trial_image="docker.io/library/python:3.11-slim",  # the node agent ignores images
-            official_trial={"base_image": "docker.io/library/python:3.11-slim"},
+            trial_image=TRIAL_IMAGE,  # the trials import pykatib without installing it
             installed=False,
             controllers=controllers,
         )
@@ -64,7 +77,8 @@ def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture()
 def namespace(system: System, request: pytest.FixtureRequest) -> Iterator[str]:
-    with system.namespace(request.node.name.removeprefix("test_").replace("_", "-")) as name:
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())
+    with system.namespace(stem) as name:
         system_mod.wait_for_webhooks(system.api, name)
         yield name
 
@@ -126,7 +140,7 @@ def tune(system: System, namespace: str, name: str, objective: Any, kind: str, *
 
 
 def assert_optimal_is_the_best_trial(
-    system: System, namespace: str, name: str, katib_client: katib.KatibClient
+    system: System, namespace: str, name: str, katib_client: katib.KatibClient, *, trial_count: int = 3
 ) -> None:
     optimal = katib_client.get_optimal_hyperparameters(name, namespace)
     assert optimal is not None
@@ -136,7 +150,7 @@ def assert_optimal_is_the_best_trial(
     assert optimal.parameter_assignments[0].name == "x"
     (loss,) = (m for m in optimal.observation.metrics if m.name == "loss")
     found = trials(system, namespace, name)
-    assert [conditions(t) & {"Succeeded"} for t in found] == [{"Succeeded"}] * 3
+    assert [conditions(t) & {"Succeeded"} for t in found] == [{"Succeeded"}] * trial_count
     best = min(
         found,
         key=lambda t: float(next(m["min"] for m in t["status"]["observation"]["metrics"] if m["name"] == "loss")),
@@ -152,6 +166,76 @@ def test_tune_with_push_succeeds_with_an_optimal_trial(system: System, namespace
     katib_client = tune(system, namespace, "push", push_objective, "Push")
     katib_client.wait_for_experiment_condition("push", namespace, timeout=600, polling_interval=1)
     assert_optimal_is_the_best_trial(system, namespace, "push", katib_client)
+
+
+def python_push_objective(parameters):  # type: ignore[no-untyped-def]  # its source runs in the trial
+    import sys
+
+    import pykatib as katib
+
+    try:
+        import grpc  # pykatib pushes through it when the image has it
+
+        grpcio_minor = int(grpc.__version__.split(".")[1])
+    except ImportError:
+        grpcio_minor = -1
+    x = float(parameters["x"])
+    for step in range(3):
+        katib.report_metrics({"loss": (x - 0.3) ** 2 + 0.01 / (step + 1)}, step=step)
+    # What the trial really ran on.
+    katib.report_metrics({"python_minor": sys.version_info[1], "grpcio_minor": grpcio_minor})
+
+
+@pytest.fixture(scope="session")
+def pykatib_index(system: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The pykatib wheels Pants built, as a package index the trials' pip can reach (``wheel_index``)."""
+    if system.installed:
+        pytest.fail(
+            "the trials of an installed cluster cannot reach this machine's loopback wheel index (pykatib is"
+            " not on PyPI yet): run these on the test control plane, or deselect -k 'not pytorch and not tensorflow'",
+            pytrace=False,
+        )
+    try:
+        wheels = wheel_index.find_wheels(["pykatib", "pykatib_core"], Path.cwd())
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    root = tmp_path_factory.mktemp("wheel-index")
+    wheel_index.build(wheels, root)
+    with wheel_index.serving(root) as url:
+        yield url
+
+
+def print_pod_logs(request: pytest.FixtureRequest, namespace: str) -> None:
+    """The tail of every container log of ``namespace`` (the test control plane only), for a failure."""
+    cluster: Cluster = request.getfixturevalue("k8s_cluster")
+    for log in sorted((cluster.dir / "node" / "pods" / namespace).glob("*/logs/*.log")):
+        print(f"--- {log.parent.parent.name}/{log.name}", log.read_text(errors="replace")[-3000:], sep="\n")
+
+
+@pytest.mark.parametrize(("image", "python_minor"), KATIB_DEFAULT_IMAGES)
+def test_tune_with_push_on_katibs_default_image_installs_pykatib(
+    system: System, namespace: str, pykatib_index: str, image: str, python_minor: int, request: pytest.FixtureRequest
+) -> None:
+    """The trial path on the Python of Katib's default images: each trial pip-installs pykatib (the
+    local index; h2 from PyPI), on TF 2.13's Python 3.8 next to its grpcio 1.56, and pushes."""
+    katib_client = tune(
+        system,
+        namespace,
+        "default-image",
+        python_push_objective,
+        "Push",
+        base_image=image,
+        pip_index_urls=["https://pypi.org/simple", pykatib_index],
+    )
+    try:
+        katib_client.wait_for_experiment_condition("default-image", namespace, timeout=900, polling_interval=1)
+    except Exception:
+        print_pod_logs(request, namespace)
+        raise
+    assert_optimal_is_the_best_trial(system, namespace, "default-image", katib_client)
+    for trial in trials(system, namespace, "default-image"):
+        ran_on = {metric: float(value) for _, metric, value in system.metric_logs(trial["metadata"]["name"])}
+        assert (ran_on["python_minor"], ran_on["grpcio_minor"]) == (python_minor, GRPCIO_MINOR[python_minor])
 
 
 def test_tune_with_stdout_succeeds_through_the_sidecar(system: System, namespace: str) -> None:
@@ -236,7 +320,7 @@ def test_medianstop_early_stops_bad_push_trials(system: System, namespace: str) 
 
 @pytest.fixture(scope="session")
 def official_tune(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The official SDK's tune() runner as a venv (its site-packages also serve node-agent trials)."""
+    """The official SDK's tune() runner, as a venv."""
     if not OFFICIAL_TUNE_PEX.exists():
         pytest.fail(f"{OFFICIAL_TUNE_PEX} is missing: run under Pants (./pants test tests/e2e:sdk)", pytrace=False)
     venv = tmp_path_factory.mktemp("official") / "venv"
@@ -248,13 +332,16 @@ def official_tune(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+@pytest.mark.parametrize(
+    ("image", "python_minor"),
+    [pytest.param("docker.io/library/python:3.11-slim", 11, id="python3.11-slim"), *KATIB_DEFAULT_IMAGES],
+)
 def test_official_sdk_tune_with_push_is_accepted_and_completed(
-    system: System, namespace: str, official_tune: Path
+    system: System, namespace: str, official_tune: Path, image: str, python_minor: int, request: pytest.FixtureRequest
 ) -> None:
-    extra = dict(system.official_trial)
-    if not system.installed:  # trials run with this machine's interpreter: give them the official SDK
-        (site,) = official_tune.glob("lib/python3*/site-packages")
-        extra["env_per_trial"] = {"PYTHONPATH": str(site)}
+    """The official SDK's tune(); its trials pip-install kubeflow-katib from PyPI (it installs
+    nothing by itself), on TF 2.13's image upgrading its grpcio 1.56 to what kubeflow-katib needs."""
+    extra = {"base_image": image, "packages_to_install": [OFFICIAL_SDK]}
     done = subprocess.run(
         [str(official_tune / "pex"), str(system.kubeconfig), namespace, "official", json.dumps(extra)],
         capture_output=True,
@@ -262,6 +349,8 @@ def test_official_sdk_tune_with_push_is_accepted_and_completed(
         timeout=900,
         check=False,
     )
+    if done.returncode != 0 and not system.installed:
+        print_pod_logs(request, namespace)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     spec = result["experiment"]["spec"]
@@ -273,7 +362,9 @@ def test_official_sdk_tune_with_push_is_accepted_and_completed(
     found = trials(system, namespace, "official")
     assert [conditions(t) & {"Succeeded"} for t in found] == [{"Succeeded"}] * 3
     for trial in found:
-        assert [m for _, m, _ in system.metric_logs(trial["metadata"]["name"])] == ["loss"] * 3
+        logs = system.metric_logs(trial["metadata"]["name"])
+        assert sorted(metric for _, metric, _ in logs) == ["loss"] * 3 + ["python_minor"]
+        assert [float(value) for _, metric, value in logs if metric == "python_minor"] == [python_minor]
 
 
 def test_the_webhook_denies_a_bad_experiment(system: System, namespace: str) -> None:

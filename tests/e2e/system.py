@@ -7,7 +7,9 @@
   started here as processes: ``katib-webhook`` (registered with infra/webhook's configurations,
   ``clientConfig.url`` instead of the Service, scoped to this suite's namespaces), both
   controllers per namespace, and a DB manager on MariaDB. The node agent runs trial Pods as
-  local processes with this interpreter, so trials really push.
+  local processes, so trials really push, each with the Python its image carries
+  (``katib_testcluster.images``): our images (``TRIAL_IMAGE``, the sidecar) get this interpreter
+  and import path; Katib's default images get a venv of CPython 3.8 or 3.10 without pykatib.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from e2e.controllers import TRIAL_IMAGE
 from katib_core import push_auth
 from katib_testcluster import polling
 from katib_testcluster.cluster import Cluster
@@ -56,7 +59,6 @@ class System:
         db_manager_address: its DB manager, reachable from this process.
         scope: the value of ``SUITE_LABEL`` on this run's namespaces.
         trial_image: the image of ``tune()`` trials (one with pykatib installed).
-        official_trial: ``tune()`` arguments for trials of the official SDK (where kubeflow-katib comes from).
         installed: True for an installed system (kind), False for the test control plane.
         controllers: starts the controllers for one namespace (installed: they already watch all).
         db_token: the token for this suite's own DB-manager reads (an admin token when the install
@@ -68,7 +70,6 @@ class System:
     db_manager_address: str
     scope: str
     trial_image: str
-    official_trial: dict[str, Any]
     installed: bool
     controllers: Callable[[str], contextlib.AbstractContextManager[None]] = field(repr=False)
     db_token: Callable[[], str | None] = field(default=lambda: None, repr=False)
@@ -135,12 +136,7 @@ def from_environment(environ: Mapping[str, str]) -> System | None:
         api=api,
         db_manager_address=address,
         scope=uuid.uuid4().hex[:10],
-        trial_image=environ.get("KATIB_E2E_TRIAL_IMAGE", "ghcr.io/pykatib/pykatib-trial:v0.1.0"),
-        # Trials of the official SDK install it from the package index, as its docs say to.
-        official_trial={
-            "base_image": "docker.io/library/python:3.11-slim",
-            "packages_to_install": ["kubeflow-katib==0.19.0"],
-        },
+        trial_image=environ.get("KATIB_E2E_TRIAL_IMAGE", TRIAL_IMAGE),
         installed=True,
         controllers=lambda namespace: contextlib.nullcontext(),
         db_token=_admin_tokens(api),
@@ -267,7 +263,7 @@ def webhook(
     cert_dir.mkdir()
     (cert_dir / "tls.crt").write_bytes(pair.cert.read_bytes())
     (cert_dir / "tls.key").write_bytes(pair.key.read_bytes())
-    # The node agent ignores images and runs a container's command: the sidecar is our package.
+    # The node agent never runs an image's entrypoint: the sidecar (our image) gets a command.
     collector = shlex.join(["env", f"PYTHONPATH={PYTHONPATH}", sys.executable, "-m", "katib_metrics_collector"])
     hook = Process(
         "katib_webhook",

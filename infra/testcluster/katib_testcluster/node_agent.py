@@ -2,7 +2,8 @@
 
 It registers a Node (Ready, with allocatable cpu/memory/pods), removes the `not-ready` taint
 admission puts on new Nodes so the real scheduler binds Pods to it, keeps the Node's status
-fresh, and runs every Pod bound to it as local processes (`pod_runner` says what is honoured).
+fresh, and runs every Pod bound to it as local processes (`pod_runner` says what is honoured),
+each container with the Python its image carries (`images`).
 Runs in threads (`with NodeAgent(api_client) as agent:`) or as a process:
 
     python -m katib_testcluster.node_agent --kubeconfig K --node-name N
@@ -28,7 +29,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from katib_testcluster import pod_runner, polling
+from katib_testcluster import images, pod_runner, polling
 from katib_testcluster.pod_runner import PodRunner
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class NodeAgent:
         self._stopping = threading.Event()
         self._watch: watch.Watch | None = None
         self._threads: list[threading.Thread] = []
-        self._base_env: dict[str, str] = {}
+        self._environments = self._make_environments()
         self._started_at = _now()
 
     def __enter__(self) -> NodeAgent:
@@ -97,7 +98,7 @@ class NodeAgent:
     def start(self) -> None:
         """Register the Node, make it schedulable and start watching Pods bound to it."""
         self.root_dir.mkdir(parents=True, exist_ok=True)
-        self._base_env = self._make_base_env()
+        self._write_shims()
         self._register()
         for target, name in ((self._watch_pods, "pods"), (self._heartbeat, "heartbeat")):
             thread = threading.Thread(target=target, name=f"node-agent-{name}", daemon=True)
@@ -282,29 +283,34 @@ class NodeAgent:
     def _start_runner(self, pod: dict[str, Any]) -> None:
         metadata = pod["metadata"]
         pod_dir = self.root_dir / "pods" / metadata["namespace"] / f"{metadata['name']}-{metadata['uid'][:8]}"
-        runner = PodRunner(pod, core=self._core, pod_dir=pod_dir, base_env=self._base_env, pod_ip=NODE_IP)
+        runner = PodRunner(pod, core=self._core, pod_dir=pod_dir, environments=self._environments, pod_ip=NODE_IP)
         with self._lock:
             self._runners[runner.uid] = runner
             self._by_name[runner.namespace, runner.name] = runner
         runner.start()
 
-    def _make_base_env(self) -> dict[str, str]:
-        """PATH and PYTHONPATH of this process, with `python`/`python3` running this interpreter."""
+    def _make_environments(self) -> images.Environments:
+        """Containers' environments: our images get this interpreter and PYTHONPATH (`python` and
+        `python3` are shims running it), others a venv of the Python they carry (`images`)."""
+        plain = {name: os.environ[name] for name in ("LANG", "LC_ALL", "TZ") if name in os.environ}
+        plain["PATH"] = os.environ.get("PATH", os.defpath)
+        ours = {
+            **plain,
+            "PATH": os.pathsep.join([str(self.root_dir / "bin"), plain["PATH"]]),
+            # Absolute: pods run in their own directories, and Pants' sandboxes put relative entries here.
+            "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p),
+        }
+        return images.Environments(
+            ours=ours, plain=plain, cache=images.cache_dir(os.environ), pyenv=images.pyenv_root(os.environ)
+        )
+
+    def _write_shims(self) -> None:
         shims = self.root_dir / "bin"
         shims.mkdir(parents=True, exist_ok=True)
         for name in ("python", "python3"):
             shim = shims / name
             shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
             shim.chmod(0o755)
-        env = {
-            "PATH": os.pathsep.join([str(shims), os.environ.get("PATH", os.defpath)]),
-            # Absolute: pods run in their own directories, and Pants' sandboxes put relative entries here.
-            "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p),
-        }
-        for name in ("LANG", "LC_ALL", "TZ"):
-            if name in os.environ:
-                env[name] = os.environ[name]
-        return env
 
 
 def _finalize_deletion(core: client.CoreV1Api, pod: Mapping[str, Any]) -> None:

@@ -3,8 +3,10 @@ reacts to the statuses the agent writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 import textwrap
 from typing import Any, Protocol, Self, TypeVar
 
@@ -12,6 +14,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from katib_testcluster import cluster, polling
+
+#: A plain Python image: CPython 3.11 from pyenv, in a venv (katib_testcluster.images).
+IMAGE = "python:3.11-slim"
 
 
 class _Model(Protocol):
@@ -29,7 +34,7 @@ def test_job_runs_python_and_completes(k8s_cluster: cluster.Cluster, k8s_namespa
         [
             {
                 "name": "training-container",
-                "image": "ignored",
+                "image": IMAGE,
                 "command": ["python", "-c"],
                 "args": [script],
                 "env": [
@@ -58,7 +63,7 @@ def test_job_runs_python_and_completes(k8s_cluster: cluster.Cluster, k8s_namespa
 
 
 def test_job_with_failing_pod_fails(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
-    job = _job("bad", [{"name": "main", "image": "ignored", "command": ["python", "-c", "import sys; sys.exit(3)"]}])
+    job = _job("bad", [{"name": "main", "image": IMAGE, "command": ["python", "-c", "import sys; sys.exit(3)"]}])
     batch = client.BatchV1Api(k8s_cluster.api_client)
 
     batch.create_namespaced_job(k8s_namespace, _model(client.V1Job, job))
@@ -80,7 +85,7 @@ def test_env_from_secrets_and_config_maps_and_working_dir(k8s_cluster: cluster.C
     )
     container = {
         "name": "main",
-        "image": "ignored",
+        "image": IMAGE,
         "command": ["sh", "-c", 'echo "$TOKEN $CFG_LR $CFG_DB $(pwd) $GREETING $HOME"'],
         "workingDir": "/pykatib-test-not-here/work",
         "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "CFG_"}],
@@ -111,7 +116,7 @@ def test_containers_of_a_pod_run_concurrently(k8s_cluster: cluster.Cluster, k8s_
                 time.sleep(0.05)
             print("met")
         """)
-        return {"name": mine, "image": "ignored", "command": ["python", "-c", code]}
+        return {"name": mine, "image": IMAGE, "command": ["python", "-c", code]}
 
     pod = _run_pod(k8s_cluster, k8s_namespace, "pair", [handshake("a", "b"), handshake("b", "a")])
 
@@ -123,8 +128,8 @@ def test_containers_of_a_pod_run_concurrently(k8s_cluster: cluster.Cluster, k8s_
 
 def test_a_failing_sidecar_fails_the_pod(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
     containers = [
-        {"name": "main", "image": "ignored", "command": ["true"]},
-        {"name": "sidecar", "image": "ignored", "command": ["sh", "-c", "exit 7"]},
+        {"name": "main", "image": IMAGE, "command": ["true"]},
+        {"name": "sidecar", "image": IMAGE, "command": ["sh", "-c", "exit 7"]},
     ]
 
     pod = _run_pod(k8s_cluster, k8s_namespace, "sidecar", containers)
@@ -134,8 +139,8 @@ def test_a_failing_sidecar_fails_the_pod(k8s_cluster: cluster.Cluster, k8s_names
 
 
 def test_init_containers_run_first(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
-    pod = _pod("init", [{"name": "main", "image": "ignored", "command": ["cat", "prepared"]}])
-    prepare = {"name": "prepare", "image": "ignored", "command": ["sh", "-c", "echo ok > prepared"]}
+    pod = _pod("init", [{"name": "main", "image": IMAGE, "command": ["cat", "prepared"]}])
+    prepare = {"name": "prepare", "image": IMAGE, "command": ["sh", "-c", "echo ok > prepared"]}
     pod["spec"]["initContainers"] = [prepare]
     core = client.CoreV1Api(k8s_cluster.api_client)
 
@@ -150,7 +155,7 @@ def test_init_containers_run_first(k8s_cluster: cluster.Cluster, k8s_namespace: 
 def test_on_failure_restarts_the_container(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
     # Fails on the first run only: the marker file in the pod dir survives the restart.
     script = "test -e tried && echo second || { touch tried; echo first; exit 1; }"
-    pod = _pod("flaky", [{"name": "main", "image": "ignored", "command": ["sh", "-c", script]}])
+    pod = _pod("flaky", [{"name": "main", "image": IMAGE, "command": ["sh", "-c", script]}])
     pod["spec"]["restartPolicy"] = "OnFailure"
     core = client.CoreV1Api(k8s_cluster.api_client)
 
@@ -174,7 +179,7 @@ def test_pod_deletion_kills_the_process_group(k8s_cluster: cluster.Cluster, k8s_
         time.sleep(600)
     """)
     core = client.CoreV1Api(k8s_cluster.api_client)
-    sleeper = _pod("sleeper", [{"name": "main", "image": "ignored", "command": ["python", "-c", code]}])
+    sleeper = _pod("sleeper", [{"name": "main", "image": IMAGE, "command": ["python", "-c", code]}])
     core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, sleeper))
     polling.wait_until(
         lambda: re.fullmatch(r"\d+ \d+\n", k8s_cluster.pod_log(k8s_namespace, "sleeper")),
@@ -198,7 +203,7 @@ def test_empty_dirs_are_shared_by_a_pods_containers_and_removed_with_it(
     mountpoint = f"/var/tmp/pykatib-agent-{os.urandom(4).hex()}/katib"
     writer = {
         "name": "writer",
-        "image": "ignored",
+        "image": IMAGE,
         "command": ["sh", "-c", f"echo written > {mountpoint}/metrics.log; exec sleep 600"],
         "volumeMounts": [{"name": "metrics", "mountPath": mountpoint}],
     }
@@ -217,7 +222,7 @@ def test_empty_dirs_are_shared_by_a_pods_containers_and_removed_with_it(
     """)
     reader = {
         "name": "reader",
-        "image": "ignored",
+        "image": IMAGE,
         "command": ["python", "-c", reader_code],
         "volumeMounts": [{"name": "metrics", "mountPath": mountpoint, "readOnly": True}],
     }
@@ -250,8 +255,8 @@ def test_each_containers_cpu_time_and_peak_rss_are_kept(k8s_cluster: cluster.Clu
     code = "import time; block = b'x' * (64 << 20); end = time.process_time() + 0.3\n"
     code += "while time.process_time() < end: pass"
     containers = [
-        {"name": "busy", "image": "ignored", "command": ["python", "-c", code]},
-        {"name": "idle", "image": "ignored", "command": ["true"]},
+        {"name": "busy", "image": IMAGE, "command": ["python", "-c", code]},
+        {"name": "idle", "image": IMAGE, "command": ["true"]},
     ]
 
     _run_pod(k8s_cluster, k8s_namespace, "usage", containers)
@@ -263,6 +268,88 @@ def test_each_containers_cpu_time_and_peak_rss_are_kept(k8s_cluster: cluster.Clu
     assert usage["busy"].max_rss_kib >= 64 << 10
     assert usage["idle"].max_rss_kib is not None
     assert usage["idle"].max_rss_kib < 16 << 10  # not the agent's own RSS, which a forked child starts with
+
+
+#: Prints what a container runs on: Python version, PYTHONPATH, where `python3`/`pip` and pip's
+#: installs go, grpcio's version, and whether our code is importable.
+_WHICH = textwrap.dedent("""
+    import importlib.util, json, os, shutil, sys, sysconfig
+    try:
+        import grpc
+        grpc_version = grpc.__version__
+    except ImportError:
+        grpc_version = None
+    print(json.dumps({
+        "python": "%d.%d" % sys.version_info[:2],
+        "pythonpath": os.environ.get("PYTHONPATH"),
+        "python3": shutil.which("python3"),
+        "pip": shutil.which("pip"),
+        "installs_to": sysconfig.get_paths()["purelib"],
+        "grpc": grpc_version,
+        "ours": importlib.util.find_spec("katib_testcluster") is not None,
+    }))
+""")
+
+
+def test_each_image_runs_the_python_it_carries(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    images = {
+        "tf": "tensorflow/tensorflow:2.13.0",
+        "torch": "docker.io/pytorch/pytorch:2.2.1-cuda12.1-cudnn8-runtime",
+        "plain": "docker.io/library/python:3.9-slim",
+        "ours": "ghcr.io/pykatib/pykatib-trial:v0.1.0",
+    }
+    containers = [{"name": n, "image": i, "command": ["python3", "-c", _WHICH]} for n, i in images.items()]
+
+    # Generous: the first run on a machine builds the images' venvs (pip downloads grpcio).
+    pod = _run_pod(k8s_cluster, k8s_namespace, "pythons", containers, timeout=900)
+
+    assert _exit_codes(pod) == dict.fromkeys(images, 0), pod["status"]
+    ran = {n: json.loads(k8s_cluster.pod_log(k8s_namespace, "pythons", n)) for n in images}
+    assert {n: r["python"] for n, r in ran.items()} == {
+        "tf": "3.8",
+        "torch": "3.10",
+        "plain": "3.9",
+        "ours": "%d.%d" % sys.version_info[:2],
+    }
+    assert ran["tf"]["grpc"].startswith("1.56.")
+    assert ran["torch"]["grpc"] is None
+    layers = k8s_cluster.node_agent.log_path(k8s_namespace, "pythons").parent.parent / "layers"
+    for name in ("tf", "torch", "plain"):  # a venv of their own, first on PATH; none of our code
+        assert ran[name]["pythonpath"] is None
+        assert not ran[name]["ours"]
+        for key in ("python3", "pip", "installs_to"):
+            assert ran[name][key].startswith(f"{layers / name}/"), (name, key, ran[name][key])
+    assert ran["ours"]["ours"]
+    assert ran["ours"]["pythonpath"]
+
+
+def test_an_image_without_an_interpreter_cannot_run(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    pod = _run_pod(
+        k8s_cluster, k8s_namespace, "unknown", [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]
+    )
+
+    assert pod["status"]["phase"] == "Failed"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["reason"] == "ContainerCannotRun"
+    assert "the test node agent has no interpreter for image 'busybox:1.36'; known: ghcr.io/pykatib/*" in (
+        terminated["message"]
+    )
+
+
+def test_what_a_container_installs_stays_in_that_container(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    # The init container writes a module where pip would install it; the next container of the
+    # same image starts from the image again, as from a fresh writable layer.
+    install = "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'mark.py').touch()"
+    check = "import importlib.util; print(importlib.util.find_spec('mark'))"
+    pod = _pod("layers", [{"name": "main", "image": IMAGE, "command": ["python", "-c", check]}])
+    pod["spec"]["initContainers"] = [{"name": "install", "image": IMAGE, "command": ["python", "-c", install]}]
+    core = client.CoreV1Api(k8s_cluster.api_client)
+
+    core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, pod))
+
+    finished = _wait_finished(core, k8s_namespace, "layers")
+    assert finished["status"]["phase"] == "Succeeded"
+    assert k8s_cluster.pod_log(k8s_namespace, "layers") == "None\n"
 
 
 def _job(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -297,20 +384,20 @@ def _model(model: type[M], body: dict[str, Any]) -> M:
 
 
 def _run_pod(
-    k8s_cluster: cluster.Cluster, namespace: str, name: str, containers: list[dict[str, Any]]
+    k8s_cluster: cluster.Cluster, namespace: str, name: str, containers: list[dict[str, Any]], *, timeout: float = 60
 ) -> dict[str, Any]:
     """Create a Pod, wait until it has finished, return it as a dict."""
     core = client.CoreV1Api(k8s_cluster.api_client)
     core.create_namespaced_pod(namespace, _model(client.V1Pod, _pod(name, containers)))
-    return _wait_finished(core, namespace, name)
+    return _wait_finished(core, namespace, name, timeout=timeout)
 
 
-def _wait_finished(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
+def _wait_finished(core: client.CoreV1Api, namespace: str, name: str, *, timeout: float = 60) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         pod = _read_pod(core, namespace, name)
         return pod if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") else None
 
-    return polling.wait_until(finished, timeout=60, what=f"pod {name} finished")
+    return polling.wait_until(finished, timeout=timeout, what=f"pod {name} finished")
 
 
 def _read_pod(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Run one Pod's containers as local processes and report its status like a kubelet.
 
 What it does (and does not) honour, since there is no container runtime:
-- the image is ignored; a container runs `command + args` (after `$(VAR)` expansion) with the
-  agent's PATH and Python; with no `command`, `args` alone is the argv; with neither it cannot run;
+- the image picks the Python (`images`: ours run on the agent's interpreter, `python:3.X` and
+  Katib's default images on a venv of the CPython they carry, any other cannot run); a container
+  runs `command + args` (after `$(VAR)` expansion), never the image's entrypoint: with no
+  `command`, `args` alone is the argv; with neither it cannot run;
 - env from the Pod spec (`container_env`), plus HOME (the pod dir) and HOSTNAME (the pod name);
 - `workingDir` if it exists on this machine, else the same path under `<pod dir>/rootfs`;
   by default the pod dir, which all containers of the pod share;
@@ -42,7 +44,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from katib_testcluster import container_env, pod_isolation
+from katib_testcluster import container_env, images, pod_isolation
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,7 @@ class PodRunner:
         *,
         core: client.CoreV1Api,
         pod_dir: Path,
-        base_env: Mapping[str, str],
+        environments: images.Environments,
         pod_ip: str = "127.0.0.1",
     ) -> None:
         self.namespace: str = pod["metadata"]["namespace"]
@@ -145,7 +147,7 @@ class PodRunner:
         self.dir = pod_dir
         self._pod = pod
         self._core = core
-        self._base_env = dict(base_env)
+        self._environments = environments
         self._pod_ip = pod_ip
         spec = pod["spec"]
         self._restart_policy: str = spec.get("restartPolicy", "Always")
@@ -284,12 +286,17 @@ class PodRunner:
         container.restart_at = None
         container.started_at = _now()
         if not argv:
-            self._cannot_run(container, 127, "no command or args: the test node agent ignores images")
+            self._cannot_run(container, 127, "no command or args: the test node agent cannot run an image's entrypoint")
             return
         if self._sandbox_error is not None:
             self._cannot_run(container, 128, self._sandbox_error)
             return
-        env = {**self._base_env, "HOSTNAME": self.name, "HOME": str(self.dir), **variables}
+        try:  # the first container of an image builds its venv: the image pull of this runtime
+            runtime = self._environments.for_container(str(container.spec.get("image", "")), self._layer(container))
+        except images.ImageError as exc:
+            self._cannot_run(container, 128, str(exc))
+            return
+        env = {**runtime, "HOSTNAME": self.name, "HOME": str(self.dir), **variables}
         pids = self._pid_namespace.path if self._pid_namespace is not None else None
         command = pod_isolation.wrap_argv(argv, mounts, pids)
         if _TIME is not None:
@@ -342,6 +349,10 @@ class PodRunner:
             backoff = min(2.0**container.restart_count, _MAX_BACKOFF_SECONDS)
             container.restart_at = time.monotonic() + backoff
             container.waiting = {"reason": "CrashLoopBackOff", "message": f"back-off {backoff:.0f}s"}
+
+    def _layer(self, container: _Container) -> Path:
+        """Where a container of a venv image gets its own venv (its writable layer)."""
+        return self.dir / "layers" / container.name
 
     def _working_dir(self, spec: Mapping[str, Any]) -> Path:
         wanted = spec.get("workingDir")
@@ -433,12 +444,14 @@ class PodRunner:
         return condition
 
     def _remove_volumes(self) -> None:
-        """Delete the emptyDirs once the processes are gone and the Pod is going (the kubelet's rule)."""
+        """Delete the emptyDirs and the containers' venvs once the processes are gone and the Pod is
+        going (the kubelet's rule); the logs stay."""
         with self._lock:
             if self._volumes_removed:
                 return
             self._volumes_removed = True
         self._volumes.remove()
+        shutil.rmtree(self.dir / "layers", ignore_errors=True)
 
     def _delete_pod(self) -> None:
         try:
