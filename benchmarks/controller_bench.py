@@ -108,6 +108,8 @@ def experiment_body(args: argparse.Namespace, namespace: str, address: str) -> d
     else:
         command = ["python", "-S", "-c", "pass"]
     template = builders.job_template(command)
+    # The trials import pykatib: our trial image, which the node agent runs with this interpreter.
+    template["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/pykatib/pykatib-trial:v0.1.0"
     template["spec"]["template"]["spec"]["containers"][0]["env"].append(
         {"name": constants.DB_MANAGER_ADDRESS_ENV, "value": address}
     )

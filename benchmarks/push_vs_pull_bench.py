@@ -157,6 +157,8 @@ def wait_for_webhook(api: client.ApiClient, namespace: str) -> None:
 def experiment_body(mode: str, namespace: str, args: argparse.Namespace) -> dict[str, Any]:
     command = ["python", "-c", TRAINING, mode, "${trialParameters.lr}", str(args.steps), str(args.step_seconds)]
     template = builders.job_template(command)
+    # The trials import pykatib: our trial image, which the node agent runs with this interpreter.
+    template["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/pykatib/pykatib-trial:v0.1.0"
     body = builders.experiment_dict(
         mode.lower(), namespace=namespace, max_trials=args.trials, parallel=args.parallel, kind=mode, template=template
     )
