@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from katib_testsupport.pip import pip_env
 
 from manifests import kustomize
 
@@ -135,11 +136,6 @@ def test_the_healthcheck_passes_on_a_serving_container(
         server.wait(30)
 
 
-#: The machine-wide pip config of the dev image pins a constraints file (docs/build.md).
-PIP_ENV = {"XDG_CONFIG_DIRS": "/nonexistent", "PIP_CONFIG_FILE": "/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-
-
 def test_the_trial_image_installs_pykatib_from_the_wheels(tmp_path: Path) -> None:
     """infra/trial-image: ``pip install --find-links /tmp/wheels pykatib`` (dependencies from the index)."""
     recipe = steps("pykatib-trial")
@@ -152,9 +148,7 @@ def test_the_trial_image_installs_pykatib_from_the_wheels(tmp_path: Path) -> Non
     for wheel in Path().rglob("pykatib*.whl"):
         (wheels / wheel.name).write_bytes(wheel.read_bytes())
     assert {w.name.split("-")[0] for w in wheels.iterdir()} == {"pykatib", "pykatib_core"}
-    env = {**os.environ, **PIP_ENV}
-    if "PIP_CERT" not in env and SYSTEM_CA.exists():
-        env["PIP_CERT"] = str(SYSTEM_CA)
+    env = pip_env()
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True, env=env, timeout=300)
     python = tmp_path / "venv" / "bin" / "python"
     argv = [str(wheels) if a == "/tmp/wheels" else a for a in install[2:]]

@@ -14,9 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from katib_testsupport.pip import pip_env
 
-PIP_ENV = {"XDG_CONFIG_DIRS": "/nonexistent", "PIP_CONFIG_FILE": "/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 NAMES = ["pykatib", "pykatib_core", "pykatib_client", "pykatib_domain", "pykatib_local", "pykatib_suggest"]
 NAMES += ["pykatib_dbmanager", "pykatib_api"]
 
@@ -49,10 +48,7 @@ def wheelhouse(tmp_path: Path) -> Path:
 
 
 def test_pip_install_pykatib_local_from_the_wheelhouse_then_tune(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PEX"))}
-    env.update(PIP_ENV)
-    if "PIP_CERT" not in env and SYSTEM_CA.exists():
-        env["PIP_CERT"] = str(SYSTEM_CA)
+    env = pip_env({key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PEX"))})
     python = shutil.which("python3.11") or pytest.fail("python3.11 is not on PATH")
     subprocess.run([python, "-m", "venv", str(tmp_path / "venv")], check=True, env=env, timeout=300)
     bin_dir = tmp_path / "venv" / "bin"

@@ -19,13 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from katib_testsupport.pip import pip_env
 from katib_testsupport.processes import DBManagerProcess
 
 from pykatib.conftest import Stored
-
-PIP_ENV = {"XDG_CONFIG_DIRS": "/nonexistent", "PIP_CONFIG_FILE": "/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-#: The system CA bundle (it also trusts a TLS-intercepting proxy, which certifi's bundle does not).
-SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 
 TRIAL = """
 import json, os, sys
@@ -76,9 +73,7 @@ def interpreter(version: str) -> Path:
 def venv(root: Path, version: str, *requirements: str) -> Path:
     """A venv of CPython ``version`` with the pykatib wheels and ``requirements`` from PyPI."""
     python = interpreter(version)
-    env = {**os.environ, **PIP_ENV}
-    if "PIP_CERT" not in env and Path(SYSTEM_CA).exists():
-        env["PIP_CERT"] = SYSTEM_CA
+    env = pip_env()
     subprocess.run([python, "-m", "venv", str(root)], check=True, env=env, timeout=300)
     install = [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", "--prefer-binary"]
     result = subprocess.run(
