@@ -61,6 +61,7 @@ def push_objective(parameters: dict[str, object]) -> None:
 def pykatib_local(trials: int, seed: int) -> float:
     """pykatib local mode: tune() to Succeeded; wall seconds."""
     import pykatib as katib
+    import pykatib_local.backend  # noqa: F401  (registers backend='local': a pex has no entry points)
     from pykatib.backends import LocalBackendConfig
 
     with tempfile.TemporaryDirectory() as work:

@@ -12,13 +12,14 @@ DISTS=(
   libs/core:domain-dist          # pykatib-domain: models, validation, planning
   libs/local:dist                # pykatib-local: local mode and the `pykatib` CLI
   libs/suggest/katib_suggest:dist
-  services/dbmanager:dist
+  libs/dbmanager:dist           # pykatib-dbmanager: the DB manager local mode runs in-process
+  libs/pushauth:dist            # pykatib-pushauth: the push secret file
   protos/katib_api/v1beta1:dist
 )
 ./pants --no-pantsd package "${DISTS[@]}" >&2
 rm -rf dist/wheelhouse
 mkdir -p dist/wheelhouse
-for name in pykatib pykatib_core pykatib_client pykatib_domain pykatib_local pykatib_suggest pykatib_dbmanager pykatib_api; do
+for name in pykatib pykatib_core pykatib_client pykatib_domain pykatib_local pykatib_suggest pykatib_dbmanager pykatib_pushauth pykatib_api; do
   cp dist/"$name"-*.whl dist/wheelhouse/
 done
 ls dist/wheelhouse

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import pykatib as katib
+import pykatib_local.backend  # noqa: F401  (backend='local' from a checkout; pip installs register it)
 
 
 def objective(parameters: dict[str, object]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 import pykatib as katib
+import pykatib_local.backend  # noqa: F401  (backend='local' from a checkout; pip installs register it)
 
 
 def train(parameters: dict[str, object]) -> None:

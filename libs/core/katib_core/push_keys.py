@@ -1,115 +1,69 @@
-"""Push secrets kept in a file, and tokens minted with them (katib_core.push_auth does the crypto).
+"""Push tokens, minted with the signing secret of a secret source (katib_core.push_auth does the crypto).
 
-The DB manager verifies with every secret of the file; the controllers and the local runner
-sign with its first one. The file (a mounted Kubernetes Secret, typically) is re-read when it
-changes, so rotating needs no restart: put the new secret first, keep the old one below it until
-the tokens it signed have expired, then remove it.
-
-This is the one place that reads the file; a broken rewrite keeps the secrets already in use.
+No I/O here: the secrets come from the caller's source (katib_pushauth.SecretFile reads the
+mounted file) and the time from its clock.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from katib_core import push_auth
 from katib_core.push_auth import Claims
 
-_log = logging.getLogger(__name__)
-#: How often the file's modification time is looked at.
-RECHECK_SECONDS: Final = 1.0
 #: Admin tokens (the controllers' own DB-manager calls) live this long and are re-minted at half-life.
 ADMIN_TOKEN_TTL: Final = 3600.0
 
 
-class SecretFile:
-    """The secrets in ``path``: one per line, the first signs, all verify.
+class SigningSecret(Protocol):
+    """Where the secret new tokens are signed with comes from (it may change: rotation)."""
 
-    Raises:
-        ValueError: (at construction) the file is missing, unreadable or holds no valid secret.
-    """
+    def signing(self) -> bytes: ...
 
-    def __init__(self, path: Path | str, *, recheck_seconds: float = RECHECK_SECONDS) -> None:
-        self.path = Path(path)
-        self._recheck = recheck_seconds
-        self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
-        self._checked = 0.0
-        self._secrets: list[bytes] = []
-        self._reload(force=True)
 
-    def secrets(self) -> list[bytes]:
-        """Every secret, the signing one first (re-read if the file changed since the last look)."""
-        self._reload()
-        return self._secrets
+@dataclass(frozen=True)
+class AdminToken:
+    token: str
+    expires_at: float
+    #: The secret it was signed with: a rotation re-mints it.
+    signing: bytes
 
-    def signing(self) -> bytes:
-        """The secret new tokens are signed with."""
-        return self.secrets()[0]
 
-    def _reload(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._checked < self._recheck:
-            return
-        with self._lock:
-            self._checked = now
-            try:
-                stat = os.stat(self.path)
-            except OSError as exc:
-                if force:
-                    raise ValueError(f"cannot read the push secret file {self.path}: {exc}") from None
-                _log.error("cannot read the push secret file %s (keeping the secrets in use): %s", self.path, exc)
-                return
-            stamp = (stat.st_mtime, stat.st_size)
-            if stamp == self._stamp:
-                return
-            try:
-                secrets = push_auth.parse_secrets(self.path.read_text())
-            except (OSError, ValueError) as exc:
-                if force:
-                    raise ValueError(f"push secret file {self.path}: {exc}") from None
-                _log.error("push secret file %s is unusable (keeping the secrets in use): %s", self.path, exc)
-                return
-            if self._stamp is not None:
-                _log.info("push secrets reloaded from %s (%d secrets)", self.path, len(secrets))
-            self._secrets, self._stamp = secrets, stamp
+def trial_token(signing: bytes, namespace: str, trial: str, *, now: float, ttl: float) -> str:
+    """A token that may report and read ``namespace``/``trial`` only, until ``now + ttl``."""
+    return push_auth.mint(signing, Claims(namespace, trial, expires_at=int(now + ttl)))
+
+
+def admin_token(cached: AdminToken | None, signing: bytes, *, now: float, ttl: float = ADMIN_TOKEN_TTL) -> AdminToken:
+    """``cached`` while it is signed with ``signing`` and short of half-life, else a fresh admin token."""
+    if cached is not None and cached.signing == signing and now < cached.expires_at - ttl / 2:
+        return cached
+    expires = now + ttl
+    token = push_auth.mint(signing, Claims(push_auth.ANY, push_auth.ANY, expires_at=int(expires)))
+    return AdminToken(token, expires, signing)
 
 
 class TokenMinter:
     """Mints trial tokens, and a cached admin token for its own process, with ``secrets``' signing secret."""
 
     def __init__(
-        self,
-        secrets: SecretFile,
-        *,
-        clock: Callable[[], float] = time.time,
-        admin_ttl: float = ADMIN_TOKEN_TTL,
+        self, secrets: SigningSecret, *, clock: Callable[[], float], admin_ttl: float = ADMIN_TOKEN_TTL
     ) -> None:
         self._secrets = secrets
         self._clock = clock
         self._admin_ttl = admin_ttl
-        self._lock = threading.Lock()
-        self._admin: tuple[str, float, bytes] | None = None
+        self._admin: AdminToken | None = None
 
     def trial_token(self, namespace: str, trial: str, *, ttl: float) -> str:
         """A token that may report and read ``namespace``/``trial`` only, for ``ttl`` seconds."""
-        claims = Claims(namespace, trial, expires_at=int(self._clock() + ttl))
-        return push_auth.mint(self._secrets.signing(), claims)
+        return trial_token(self._secrets.signing(), namespace, trial, now=self._clock(), ttl=ttl)
 
     def admin_token(self) -> str:
-        """An admin token (any namespace, any trial); re-minted at half-life or when the signing secret changes."""
-        signing = self._secrets.signing()
-        now = self._clock()
-        with self._lock:
-            cached = self._admin
-            if cached is None or cached[2] != signing or now >= cached[1] - self._admin_ttl / 2:
-                expires = now + self._admin_ttl
-                token = push_auth.mint(signing, Claims(push_auth.ANY, push_auth.ANY, expires_at=int(expires)))
-                cached = self._admin = (token, expires, signing)
-            return cached[0]
+        """An admin token (any namespace, any trial); re-minted at half-life or when the signing secret changes.
+
+        No lock: threads that race here each get a valid token, and one of them is cached.
+        """
+        self._admin = admin_token(self._admin, self._secrets.signing(), now=self._clock(), ttl=self._admin_ttl)
+        return self._admin.token

@@ -18,6 +18,7 @@ from katib_core import defaulting, early_stopping, validation
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
+from pykatib.backends import register_backend
 from pykatib.backends._base import Backend
 from pykatib_local import containers
 from pykatib_local.session import LocalSession, default_workdir
@@ -159,3 +160,8 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             result[key] = copy.deepcopy(value)
     return result
+
+
+# Installed, the pykatib.backends entry point (libs/local/BUILD) imports this module; pexes and
+# in-repo code, which carry no distribution metadata, import it themselves.
+register_backend("local", LocalBackend)

@@ -17,7 +17,7 @@ import pytest
 from katib_testsupport.pip import pip_env
 
 NAMES = ["pykatib", "pykatib_core", "pykatib_client", "pykatib_domain", "pykatib_local", "pykatib_suggest"]
-NAMES += ["pykatib_dbmanager", "pykatib_api"]
+NAMES += ["pykatib_dbmanager", "pykatib_pushauth", "pykatib_api"]
 
 USER_SCRIPT = """
 import pykatib as katib

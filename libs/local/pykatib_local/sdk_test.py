@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import pykatib as katib
+import pykatib_local.backend  # noqa: F401  (registers backend='local'; the wheel's entry point does it when installed)
 from pykatib.backends import LocalBackendConfig
 
 

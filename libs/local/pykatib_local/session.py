@@ -9,14 +9,16 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from katib_core import push_auth as auth
-from katib_core.push_keys import SecretFile, TokenMinter
-from katib_dbmanager.auth import Authenticator  # pants: no-infer-dep
-from katib_dbmanager.server import DBManagerServer  # pants: no-infer-dep
-from katib_dbmanager.storage import open_store  # pants: no-infer-dep
+from katib_core.push_keys import TokenMinter
+from katib_dbmanager.auth import Authenticator
+from katib_dbmanager.server import DBManagerServer
+from katib_dbmanager.storage import open_store
+from katib_pushauth.secret_file import SecretFile
 from katib_suggest.algorithms import Suggester
 from pykatib._dbmanager import DBManagerClient
 from pykatib._transport import open_channel
@@ -51,7 +53,7 @@ class LocalSession:
         if push_auth:
             secret_file = self.workdir / SECRET_FILE
             _ensure_secret(secret_file)
-            self._minter = TokenMinter(SecretFile(secret_file))
+            self._minter = TokenMinter(SecretFile(secret_file), clock=time.time)
             authenticator = Authenticator(secret_file)
         self.server = DBManagerServer(
             open_store(url), listen_address="127.0.0.1:0", authenticator=authenticator

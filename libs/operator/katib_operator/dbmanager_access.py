@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from katib_core.push_keys import SecretFile, TokenMinter
+import time
+
+from katib_core.push_keys import TokenMinter
 from katib_operator.settings import OperatorSettings
+from katib_pushauth.secret_file import SecretFile
 from pykatib import dbmanager
 
 
@@ -16,7 +19,7 @@ def push_minter(settings: OperatorSettings) -> TokenMinter | None:
     if settings.push_auth_secret_file is None:
         return None
     try:
-        return TokenMinter(SecretFile(settings.push_auth_secret_file))
+        return TokenMinter(SecretFile(settings.push_auth_secret_file), clock=time.time)
     except ValueError as exc:
         raise SystemExit(f"--push-auth-secret-file: {exc}") from None
 

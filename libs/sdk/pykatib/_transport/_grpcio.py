@@ -27,7 +27,10 @@ class GrpcioChannel:
     name = "grpcio"
 
     def __init__(self, address: str, *, ca_file: str | None = None) -> None:
-        import grpc  # pants: no-infer-dep  (optional: the h2 transport serves when it is missing)
+        # grpcio is the optional extra pykatib[grpc]: an inferred edge would make the trial wheel
+        # require it (and pin trial images' grpcio), while the h2 transport serves without it.
+        # Targets that want it depend on 3rdparty/python:reqs#grpcio explicitly.
+        import grpc  # pants: no-infer-dep
 
         self._grpc: Any = grpc
         if ca_file is None:

@@ -1,22 +1,33 @@
 """KatibClient backends: ``kubernetes`` (an API server) and ``local`` (this machine).
 
 ``create(config)`` builds the backend for a config object; backend modules are imported only
-when chosen, so ``kubernetes`` is imported only by the Kubernetes backend.
+when chosen, so ``kubernetes`` is imported only by the Kubernetes backend. Backends of other
+distributions register themselves: an installed one through the ``pykatib.backends`` entry-point
+group (pykatib-local declares ``local`` there), or in-process with ``register_backend`` (what
+``pykatib_local.backend`` does on import, for pexes and in-repo code, which carry no metadata).
+The SDK never imports them by name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pykatib.backends._base import Backend
+
+#: Entry points in this group name a backend and load its factory (a config → ``Backend`` callable).
+ENTRY_POINT_GROUP = "pykatib.backends"
+_FACTORIES: dict[str, Callable[[Any], Backend]] = {}
 
 
 @dataclass(frozen=True)
 class KubernetesBackendConfig:
     """Talk to a Kubernetes API server (kubeconfig, in-cluster config, or a given configuration)."""
 
+    backend: ClassVar = "kubernetes"
     config_file: str | None = None
     context: str | None = None
     #: A ``kubernetes.client.Configuration``.
@@ -32,7 +43,13 @@ class LocalBackendConfig:
     SQLite there unless ``db_url`` names MariaDB/MySQL or PostgreSQL. ``push_auth`` makes the DB
     manager accept a trial's reports only with that trial's token (given to each trial process in
     env ``KATIB_TRIAL_TOKEN``; trials pushing with the official kubeflow-katib SDK send none).
+
+    It stays here, beside the backend it configures, because it is public API that users build
+    before anything is run (``KatibClient(backend=LocalBackendConfig(...))``): plain data, so the
+    SDK needs nothing of pykatib-local to hold it.
     """
+
+    backend: ClassVar = "local"
 
     namespace: str | None = None
     workdir: Path | None = None
@@ -59,22 +76,50 @@ def config_for(
     raise ValueError(f"backend={name!r}: expected one of {', '.join(map(repr, NAMES))} or a backend config object")
 
 
+def register_backend(name: str, factory: Callable[[Any], Backend]) -> None:
+    """Make ``factory`` build the backend of configs whose ``backend`` is ``name``."""
+    _FACTORIES[name] = factory
+
+
+def _factory(name: str) -> Callable[[Any], Backend] | None:
+    if name not in _FACTORIES:
+        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if entry.name == name:
+                register_backend(name, entry.load())
+                break
+    return _FACTORIES.get(name)
+
+
 def create(config: BackendConfig) -> Backend:
     """The backend for ``config``."""
     if isinstance(config, KubernetesBackendConfig):
         from pykatib.backends.kubernetes.backend import KubernetesBackend
 
         return KubernetesBackend(config)
-    if isinstance(config, LocalBackendConfig):
-        try:
-            from pykatib_local.backend import LocalBackend  # pants: no-infer-dep (the optional pykatib[local])
-        except ImportError as exc:
-            raise ImportError(
-                f"KatibClient(backend='local') needs local mode: pip install 'pykatib[local]' ({exc})"
-            ) from exc
-        local: Backend = LocalBackend(config)
-        return local
-    raise TypeError(f"not a backend config: {config!r}")
+    if not isinstance(config, LocalBackendConfig):
+        raise TypeError(f"not a backend config: {config!r}")
+    try:
+        factory = _factory(config.backend)
+    except ImportError as exc:  # an installed backend whose own imports fail
+        raise ImportError(
+            f"KatibClient(backend='local') needs local mode: pip install 'pykatib[local]' ({exc})"
+        ) from exc
+    if factory is None:
+        raise ImportError(
+            "KatibClient(backend='local') needs local mode: pip install 'pykatib[local]'"
+            f" (no {ENTRY_POINT_GROUP!r} entry point named 'local' is installed)"
+        )
+    return factory(config)
 
 
-__all__ = ["NAMES", "Backend", "BackendConfig", "KubernetesBackendConfig", "LocalBackendConfig", "config_for", "create"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "NAMES",
+    "Backend",
+    "BackendConfig",
+    "KubernetesBackendConfig",
+    "LocalBackendConfig",
+    "config_for",
+    "create",
+    "register_backend",
+]

@@ -19,7 +19,7 @@ from katib_dbmanager.servicer import REPORT_KEY_HEADER
 from katib_dbmanager.storage import open_store
 from katib_dbmanager.storage import testing as storage_testing
 
-# Katib's wire test vectors (katib-compat §1.1), produced by the official SDK's generated module.
+# Katib's wire test vectors (docs/katib-compat.md#wire-format), produced by the official SDK's generated module.
 REPORT_HEX = (
     "0a1874756e652d6578706572696d656e742d78376b327039717a12280a260a14323032342d30372d32395431353a30393a30385a"
     "120e0a06726573756c741204302e3939"

@@ -14,11 +14,11 @@ from pathlib import Path
 from katib_core import push_auth
 from katib_core.errors import UnauthenticatedError
 from katib_core.push_auth import Claims
-from katib_core.push_keys import SecretFile
+from katib_pushauth.secret_file import SecretFile
 
 
 class Authenticator:
-    """Verifies bearer tokens against the secrets in ``path`` (katib_core.push_keys.SecretFile).
+    """Verifies bearer tokens against the secrets in ``path`` (katib_pushauth.secret_file.SecretFile).
 
     Raises:
         ValueError: (at construction) the file is missing or holds no valid secret.
