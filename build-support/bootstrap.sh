@@ -7,7 +7,7 @@
 #  3. builds the pex CLI (the exact version Pants pins) as a PEX from PyPI;
 #  4. wraps /usr/bin/protoc in a zip holding bin/protoc, and grpc_python_plugin in a script;
 #  5. writes .pants.rc pointing Pants at those files instead of GitHub downloads.
-# See ../shared/reference/pants-offline.md (docs/build.md in this repo) for why each step exists.
+# docs/build.md says why each step exists.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -97,7 +97,7 @@ def objective(parameters):  # type: ignore[no-untyped-def]
 
 
 def compact(search: Any) -> dict[str, Any]:
-    """katib-compat §5's compact example."""
+    """A small tune() call: int, double, categorical and fixed values, GPUs (docs/katib-compat.md#tune-experiment)."""
     return {
         "parameters": {
             "a": search.int(10, 20),
@@ -187,7 +187,7 @@ def test_tune_builds_the_official_experiment(recorder: str, arguments: Callable[
     theirs = run_tune(official.KatibClient, recorder, official.search, arguments)
     ours = run_tune(katib.KatibClient, recorder, katib.search, arguments)
     expected = copy.deepcopy(theirs)
-    # Difference 1: the categorical bug (katib-compat §6) is fixed.
+    # Difference 1: the categorical bug (docs/katib-compat.md#search-helpers) is fixed.
     for parameter in expected["spec"]["parameters"]:
         if parameter["parameterType"] == "categorical":
             parameter["feasibleSpace"] = {"list": parameter["feasibleSpace"].pop("distribution")}

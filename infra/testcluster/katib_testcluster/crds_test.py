@@ -18,7 +18,7 @@ from katib_testcluster import cluster, crds
 GROUP, VERSION = "kubeflow.org", "v1beta1"
 MERGE_PATCH = "application/merge-patch+json"
 
-# katib-compat §5: what kubeflow-katib 0.19.0's tune() sends (Push collector), including the
+# docs/katib-compat.md#tune-experiment: what kubeflow-katib 0.19.0's tune() sends (Push collector), including the
 # categorical helper's bug that puts the value list into feasibleSpace.distribution.
 SDK_EXPERIMENT: dict[str, Any] = {
     "apiVersion": "kubeflow.org/v1beta1",

@@ -1,4 +1,4 @@
-"""Observation aggregation (katib-compat §11): metric logs → ``status.observation``.
+"""Observation aggregation (docs/katib-compat.md#aggregation): metric logs → ``status.observation``.
 
 ``aggregate`` turns the rows ``GetObservationLog`` returned into one ``Metric`` per metric
 strategy with Katib's min/max/latest rules; ``strategy_value`` picks the value a metric stands

@@ -1,4 +1,4 @@
-"""Katib's metrics-collector rules (katib-compat §8.2), part of ``validation.validate_experiment``.
+"""Katib's metrics-collector rules (docs/katib-compat.md#validation-rules), part of ``validation.validate_experiment``.
 
 ``Push`` and ``StdOut`` need nothing more; File, TensorFlowEvent, PrometheusMetric and Custom
 need their source; the legacy ``None`` and unknown kinds are refused; custom filters must

@@ -1,4 +1,4 @@
-"""Katib's Experiment defaults (katib-compat §8.1), applied by the mutating webhook and local mode.
+"""Katib's Experiment defaults (docs/katib-compat.md#defaults), applied by the mutating webhook and local mode.
 
 ``default_experiment`` returns a new, defaulted Experiment and leaves every value the user set
 alone. ``repair_raw_experiment`` works on the raw JSON before it is parsed: it moves the

@@ -1,4 +1,4 @@
-"""An Experiment's status from its Trials (katib-compat §12): buckets, optimal trial, completion.
+"""An Experiment's status from its Trials (docs/katib-compat.md#experiment-status): buckets, optimal trial, completion.
 
 ``summarize`` sorts trials into Katib's buckets and finds the best one; ``completion`` says
 whether (and why) the Experiment is done; ``with_summary`` writes the counts, lists and

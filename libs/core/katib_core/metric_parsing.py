@@ -1,4 +1,4 @@
-"""Katib's rules for reading metrics out of training output (katib-compat §13).
+"""Katib's rules for reading metrics out of training output (docs/katib-compat.md#metric-parsing).
 
 The pull-mode collector parses a trial's StdOut log or metrics file with these functions, and
 local mode reuses them for StdOut trials: lines in, ``MetricPoint(time, name, value)`` rows out.

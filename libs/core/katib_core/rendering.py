@@ -1,4 +1,6 @@
-"""From an Experiment and one parameter assignment to a Trial (katib-compat §9.1): names, labels, runSpec.
+"""From an Experiment and one parameter assignment to a Trial: names, labels, runSpec.
+
+Katib's rules: docs/katib-compat.md#trial-rendering.
 
 ``render_run_spec`` fills the trial template: every ``${trialParameters.<name>}`` becomes the value
 its ``reference`` points to — a parameter of the assignment, or trial metadata

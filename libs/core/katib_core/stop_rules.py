@@ -1,4 +1,4 @@
-"""Early-stopping rules as the pull-mode collector applies them (katib-compat §13).
+"""Early-stopping rules as the pull-mode collector applies them (docs/katib-compat.md#collectors).
 
 A rule reads "stop once metric ``name`` compares (``less``/``greater``/``equal``) to ``value``,
 from its ``start_step``-th report on"; a trial stops when **all** its rules have been met. The pod

@@ -1,4 +1,4 @@
-"""Katib's trial-template rules (katib-compat §8.2), part of ``validation.validate_experiment``.
+"""Katib's trial-template rules (docs/katib-compat.md#validation-rules), part of ``validation.validate_experiment``.
 
 The template (``trialSpec``, or the one read from the ConfigMap) must use exactly the declared
 ``${trialParameters.X}``, each referring to an Experiment parameter or to the Trial itself

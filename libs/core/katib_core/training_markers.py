@@ -1,4 +1,6 @@
-"""The protocol between a wrapped training command and its collector sidecar (katib-compat §7.2, §13).
+"""The protocol between a wrapped training command and its collector sidecar.
+
+Katib's, in docs/katib-compat.md#pod-injection and #collectors.
 
 The pod webhook wraps the primary container's command so that it writes ``completed`` (or
 ``failed``) into ``<dir>/<shell pid>.pid``; the sidecar finds the shell by the text

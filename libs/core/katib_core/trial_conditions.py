@@ -1,4 +1,4 @@
-"""What a Trial's conditions are (katib-compat §9.1, §9.3): predicates and the marking rules.
+"""What a Trial's conditions are (docs/katib-compat.md#trial-conditions): predicates and the marking rules.
 
 Pure functions over ``TrialStatus``/``Trial`` that return new objects. The trial controller and
 local mode decide with them; ``trial_reconcile`` strings them into one reconcile pass.

@@ -2,7 +2,7 @@
 
 Each check raises ``ValidationError`` naming the offending field (``spec.parameters[1].feasibleSpace.min``).
 The SDK runs the client-side subset (``check_experiment``); the admission webhook and local mode
-run Katib's whole rule set (katib-compat §8.2) with ``validate_experiment``, which reports every
+run Katib's whole rule set (docs/katib-compat.md#validation-rules) with ``validate_experiment``, which reports every
 problem at once (``InvalidExperimentError``), as Katib's validator does. What the rules need to know
 about an installation (algorithms, configured collectors) comes in as ``ValidationSettings``.
 """

@@ -1,6 +1,6 @@
 """What ``report_metrics`` sends for a dict of metrics: checked names, value text, timestamps, step.
 
-Values follow katib-compat §4: ``str(v)`` for ``int``/``float``/``str`` (the same bytes as the
+Values follow docs/katib-compat.md#value-formatting: ``str(v)`` for ``int``/``float``/``str`` (the same bytes as the
 official SDK) and ``str(float(v))`` for anything else ``float()`` accepts (numpy scalars, 0-d
 tensors), so ``tensor(0.1)`` is never stored. Timestamps are UTC with microseconds and strictly
 increase within a process, so time order is call order on any DB manager.

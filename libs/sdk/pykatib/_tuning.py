@@ -1,6 +1,6 @@
 """``KatibClient.tune()``'s Experiment, built without I/O.
 
-For the same arguments this is the Experiment kubeflow-katib 0.19.0 creates (katib-compat §5;
+For the same arguments this is the Experiment kubeflow-katib 0.19.0 creates (docs/katib-compat.md#tune-experiment;
 compared field by field in ``tests/compat``), except that:
 
 - categorical values go to ``feasibleSpace.list`` (upstream's ``distribution`` is rejected by Katib);

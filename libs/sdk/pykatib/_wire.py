@@ -4,7 +4,7 @@ Why not the generated module: protobuf refuses a second definition of ``api.v1.b
 process, so the SDK could not be imported next to the official ``kubeflow-katib`` (which registers
 the same package); and trial images may lack protobuf altogether. The messages are tiny (strings
 and nested messages only), and ``_wire_test.py`` checks every byte against the generated classes.
-Field numbers: katib-compat §1.1.
+Field numbers: docs/katib-compat.md#wire-format.
 """
 
 from __future__ import annotations

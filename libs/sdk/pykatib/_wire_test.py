@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from katib_api.v1beta1 import api_pb2
 from pykatib import _wire
 
-# katib-compat §1.1, produced with the official SDK's generated module.
+# docs/katib-compat.md#wire-format, produced with the official SDK's generated module.
 REPORT_VECTOR = (
     "0a1874756e652d6578706572696d656e742d78376b327039717a12280a260a14323032342d30372d32395431353a30393a30"
     "385a120e0a06726573756c741204302e3939"

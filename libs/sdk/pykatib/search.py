@@ -2,7 +2,7 @@
 
 Each returns a ``ParameterSpec`` (``katib_core.models``); numbers become strings as Katib stores
 them. Unlike kubeflow-katib ≥ 0.18, ``categorical`` fills ``feasibleSpace.list`` (upstream puts
-the values in ``distribution``, which Katib rejects: katib-compat §6).
+the values in ``distribution``, which Katib rejects: docs/katib-compat.md#search-helpers).
 """
 
 from __future__ import annotations

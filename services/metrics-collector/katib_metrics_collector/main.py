@@ -1,4 +1,6 @@
-"""``katib-metrics-collector``: wait for the training, parse its metrics, report them (katib-compat §13).
+"""``katib-metrics-collector``: wait for the training, parse its metrics, report them.
+
+As Katib's sidecar does: docs/katib-compat.md#metric-parsing and #collectors.
 
 While the training runs the metrics file is followed (echoed to stdout, parsed, and checked
 against ``-stop-rule``s). When every rule holds the collector writes ``early-stopped`` into the

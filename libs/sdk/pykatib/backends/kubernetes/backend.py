@@ -1,7 +1,7 @@
 """Katib's CRDs on a Kubernetes API server, through ``kubernetes.client.CustomObjectsApi``.
 
 Objects go out as plain JSON dicts built by ``katib_core.models`` (never as client model
-objects, whose handling changed across ``kubernetes`` releases: katib-compat §5 on 37.x).
+objects, whose handling changed across ``kubernetes`` releases: docs/katib-compat.md#tune-experiment on 37.x).
 """
 
 from __future__ import annotations
