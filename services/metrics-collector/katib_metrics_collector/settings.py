@@ -2,7 +2,7 @@
 
 ``-t TRIAL -m "obj;other" -o-type minimize -s-db HOST:PORT -path FILE -format TEXT|JSON
 -f "filter;filter" -p 1s -timeout 0 -w true -stop-rule "name;value;comparison;start" -s-earlystop HOST:PORT``
-— exactly what the pod webhook passes (katib-compat §13). ``--report-timeout`` is ours.
+— exactly what the pod webhook passes (docs/katib-compat.md#sidecar-flags). ``--report-timeout`` is ours.
 """
 
 from __future__ import annotations
