@@ -176,7 +176,7 @@ def with_recorded(
 def _new_count(experiment: Experiment, summary: Summary, *, pending: int, known: int) -> int:
     """How many new assignments keep ``parallelTrialCount`` trials active without passing ``maxTrialCount``.
 
-    MetricsUnavailable trials count as completed here too (katib-compat §12 [IMPROVE]); issued
+    MetricsUnavailable trials count as completed here too (docs/katib-compat.md#experiment-status); issued
     assignments without a Trial yet count as active.
     """
     spec = experiment.spec

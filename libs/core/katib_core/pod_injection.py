@@ -1,4 +1,4 @@
-"""What the pod webhook does to a Trial's Pod (katib-compat §7.2), decided without I/O.
+"""What the pod webhook does to a Trial's Pod (docs/katib-compat.md#pod-injection), decided without I/O.
 
 ``mutate_pod(pod, trial, settings)`` returns the Pod as it should be created and
 ``pod_patch`` the JSON Patch to get there:
@@ -91,7 +91,11 @@ class InjectionSettings:
 
 
 def trial_owner(obj: Mapping[str, Any]) -> str | None:
-    """The name of the ``kubeflow.org/v1beta1`` Trial among ``obj``'s ownerReferences, if any."""
+    """The name of the ``kubeflow.org/v1beta1`` Trial among ``obj``'s ownerReferences, if any.
+
+    One rule for the pod webhook (which Pods are a trial's) and the trial controller (which jobs
+    are): Katib v1beta1 owns them with exactly this apiVersion; other versions are not ours.
+    """
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
         if ref.get("kind") == constants.TRIAL_KIND and ref.get("apiVersion") == constants.API_VERSION:
             name = ref.get("name")
@@ -216,7 +220,7 @@ def marker_dir(path: str, path_kind: str) -> str:
 
 
 def collector_args(trial: Trial, kind: str, settings: InjectionSettings) -> list[str]:
-    """The sidecar's flags (katib-compat §7.2, §13)."""
+    """The sidecar's flags (docs/katib-compat.md#sidecar-flags)."""
     spec = trial.spec
     objective = spec.objective if spec else None
     names = [objective.objective_metric_name or "", *(objective.additional_metric_names or ())] if objective else []

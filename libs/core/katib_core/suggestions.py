@@ -1,4 +1,4 @@
-"""The Suggestion record and what suggestion algorithms are told (katib-compat §1.4).
+"""The Suggestion record and what suggestion algorithms are told (docs/katib-compat.md#suggestion-record).
 
 The ``Suggestion`` CR named after its Experiment is the durable record of every assignment ever
 issued, each with its trial name: Trials are created from it by name, so a controller that

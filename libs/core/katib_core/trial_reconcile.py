@@ -1,4 +1,4 @@
-"""One reconcile pass of a Trial (katib-compat §9.2-§10), as two pure steps around the metric read.
+"""One reconcile pass of a Trial as two pure steps around the metric read (docs/katib-compat.md#trial-reconcile).
 
 ``plan_trial(trial, job)`` says what to do before reading metrics: finalizer, Created, create or
 delete the job, the job's phase, and whether the observation must be read. The shell reads the
@@ -126,10 +126,11 @@ def plan_trial(trial: Trial, job: Mapping[str, Any] | None, *, now: str) -> Tria
     return TrialPlan(finalizer, JobAction.NONE, status, state, read, tuple(events))
 
 
-def conclude(  # noqa: PLR0911, PLR0912 - one return per outcome of §9.3 reads best
+def conclude(  # noqa: PLR0911, PLR0912 - one return per outcome of the conditions rules reads best
     trial: Trial, plan: TrialPlan, rows: Sequence[aggregation.Row] | None, *, now: str
 ) -> TrialUpdate:
-    """Finish the pass: observation from ``rows`` (read when ``plan.read_observation``), then conditions (§9.3).
+    """Finish the pass: observation from ``rows`` (read when ``plan.read_observation``), then conditions
+    (docs/katib-compat.md#trial-conditions).
 
     Push never waits: a succeeded job without its objective becomes MetricsUnavailable once the
     sentinel row is stored. Pull kinds requeue after 1 s until their collector has reported.

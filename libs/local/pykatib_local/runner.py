@@ -1,12 +1,12 @@
-"""The local experiment loop: the controllers' pure logic, run in-process against the local store.
+"""Local mode's adapter around the controllers' loops: objects live in the work directory, jobs are processes.
 
-Each pass plans the Experiment with ``katib_core.planning.plan_experiment`` (the same function
-the Kubernetes experiment controller runs), asks ``katib_suggest`` for new assignments, creates
-Trials, and reconciles every Trial with ``katib_core.trial_reconcile`` — the trial controller's
-logic — where the "job" is a process on this machine: a synthetic Job status (active, Complete,
-Failed with the exit code and the tail of the output) stands in for the API object. StdOut
-trials are parsed with Katib's rules (``katib_core.metric_parsing``) and their metrics reported
-when the process exits, as the sidecar does; Push trials report themselves.
+Each pass runs ``katib_core.experiment_loop`` (the experiment controller's loop) over the
+Experiment, then ``katib_core.trial_loop`` (the trial controller's) over each live Trial. This
+module is the loops' port: ``LocalStore`` for Experiments, Suggestions and Trials, and a process
+on this machine for each trial's job, shown to the loop as a Job object (active; Complete; Failed
+with the exit code and the tail of the output). StdOut trials are parsed with Katib's rules
+(``katib_core.metric_parsing``) and their metrics reported when the process exits, as the sidecar
+does; Push trials report themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,20 +24,21 @@ from typing import Any
 from katib_core import (
     constants,
     early_stopping,
+    experiment_loop,
     experiment_status,
     metric_parsing,
-    planning,
-    suggestions,
     timestamps,
     trial_conditions,
+    trial_loop,
     trial_reconcile,
 )
-from katib_core.constants import CollectorKind, SuggestionConditionType
-from katib_core.errors import KatibError, NotFoundError, ValidationError
-from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial
+from katib_core.constants import CollectorKind
+from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError, StorageUnavailableError, ValidationError
+from katib_core.events import Event
+from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial, TrialStatus
 from katib_suggest.algorithms import Suggester
-from pykatib import _wire
 from pykatib._dbmanager import DBManagerClient
+from pykatib.metric_logs import MetricLogs
 from pykatib_local import containers, gpus
 from pykatib_local.store import LocalStore
 from pykatib_local.trial_process import TrialProcess, describe_exit
@@ -81,16 +82,14 @@ class ExperimentRunner:
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
-        self._db = db
+        self._logs = MetricLogs(db, timeout=_RPC_TIMEOUT)
         self._db_address = db_address
-        self._suggester = suggester
+        self._loop = experiment_loop.ExperimentLoop(self, suggester, now=_now, rng=rng)
         self._gpus = gpu_pool
         self._bin_dir = bin_dir
         self._token_for = token_for
         self._poll = poll_interval
-        self._rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
-        self._objective_logs: dict[str, list[str]] = {}
         self._wake = threading.Event()
         self._noticed_images = False
         #: Trial commands run where `pykatib run` was started (relative paths in YAML resolve there).
@@ -146,84 +145,79 @@ class ExperimentRunner:
     # -- one pass --------------------------------------------------------------------------
 
     def _pass(self, namespace: str, name: str) -> tuple[Experiment, list[Trial], bool, bool]:
-        """One pass: plan the Experiment, create Trials, reconcile the live ones.
+        """One pass: the experiment loop, then the trial loop over each live Trial.
 
         Returns the Experiment, its Trials, whether it is finished, and whether any Trial changed.
         """
-        now = _now()
         experiment = self._store.get(Experiment, namespace, name)
         trials = self._store.list_trials(namespace, experiment=name)
-        suggestion = self._suggestion(namespace, name)
-        plan = planning.plan_experiment(experiment, trials, suggestion, now=now)
-        if plan.suggestion_changed:
-            suggestion = self._save_suggestion(plan.suggestion, created=suggestion is None)
-        if plan.request is not None:
-            try:
-                reply = self._suggester.suggest(plan.request)
-            except ValidationError as exc:
-                # As the experiment controller does: the Suggestion fails, so the Experiment does.
-                current = suggestion or plan.suggestion
-                failed = suggestions.mark(
-                    current, SuggestionConditionType.FAILED, suggestions.REASON_FAILED, str(exc), now=now
-                )
-                self._save_suggestion(failed, created=suggestion is None)
-                return experiment, trials, False, True
-            taken = [t.metadata.name for t in trials if t.metadata and t.metadata.name]
-            rules = early_stopping.median_stop_rules(
-                plan.experiment, self._succeeded_objectives(plan.experiment, trials)
-            )
-            recorded = suggestions.record(
-                plan.suggestion, plan.experiment, reply, taken=taken, rng=self._rng, now=now, early_stopping_rules=rules
-            )
-            suggestion = self._save_suggestion(recorded, created=suggestion is None)
-            plan = planning.plan_experiment(experiment, trials, suggestion, now=now)
-        for trial in plan.trials_to_create:
-            trials.append(self._store.create(trial, experiment=name))
-        if plan.status != experiment.status:
-            experiment = self._store.update(experiment.model_copy(update={"status": plan.status}))
-        if plan.finished:
-            return experiment, trials, True, False
-        reconciled = [self._reconcile(plan.experiment, trial) if self._live(trial) else trial for trial in trials]
-        changed = any(new is not old for new, old in zip(reconciled, trials, strict=True))
-        return experiment, reconciled, False, changed or bool(plan.trials_to_create)
-
-    def _succeeded_objectives(self, experiment: Experiment, trials: list[Trial]) -> list[list[str]]:
-        """Per succeeded trial, its objective values in report order (what medianstop reads)."""
-        metric, names = early_stopping.succeeded_trials(experiment, trials)
-        for name in names:
-            if name not in self._objective_logs:  # a succeeded trial's logs never change
-                logs = self._db.get(name, metric_name=metric, timeout=_RPC_TIMEOUT)
-                self._objective_logs[name] = [log.metric.value for log in logs]
-        return [self._objective_logs[name] for name in names]
+        done = self._loop.run_pass(experiment, trials, self._suggestion(namespace, name))
+        if done.suggestion_error is not None or done.finished:
+            return done.experiment, list(done.trials), done.finished, True
+        reconciled = [self._reconcile(trial) if self._live(trial) else trial for trial in done.trials]
+        changed = any(new is not old for new, old in zip(reconciled, done.trials, strict=True))
+        return done.experiment, reconciled, False, changed or bool(done.created)
 
     def _live(self, trial: Trial) -> bool:
         """Whether a pass has anything to do for ``trial``: finished ones without a process are left be."""
         name = trial.metadata.name if trial.metadata else None
         return not trial_conditions.is_completed(trial.status) or name in self._jobs
 
-    def _reconcile(self, experiment: Experiment, trial: Trial) -> Trial:
-        name = trial.metadata.name if trial.metadata and trial.metadata.name else ""
-        now = _now()
-        plan = trial_reconcile.plan_trial(trial, self._job_object(trial), now=now)
-        if plan.job_action == trial_reconcile.JobAction.CREATE and not self._start(experiment, trial):
-            return trial  # waiting for GPUs: nothing changes yet
-        if plan.job_action == trial_reconcile.JobAction.DELETE:
-            self._forget(name)
-        rows = None
-        if plan.read_observation:
-            rows = [
-                (log.time_stamp, log.metric.name, log.metric.value) for log in self._db.get(name, timeout=_RPC_TIMEOUT)
-            ]
-        update = trial_reconcile.conclude(trial, plan, rows, now=now)
-        if update.sentinel is not None:
-            self._report(name, [update.sentinel], key=f"sentinel-{trial.metadata.uid if trial.metadata else name}")
-        if update.status == trial.status:
+    def _reconcile(self, trial: Trial) -> Trial:
+        try:
+            return trial_loop.run_pass(trial, self, self._logs, now=_now()).trial
+        except StorageUnavailableError as exc:  # as the controller's retry: the next pass tries again
+            _log.info("trial %s: %s", trial.metadata.name if trial.metadata else "?", exc)
             return trial
-        return self._store.update(trial.model_copy(update={"status": update.status}))
+
+    # -- experiment_loop.ExperimentPort ------------------------------------------------------
+
+    def save_suggestion(self, record: Suggestion, *, create: bool) -> Suggestion:
+        experiment = record.metadata.name if record.metadata else None
+        if create:
+            return self._store.create(record, experiment=experiment)
+        return self._store.update(record, experiment=experiment)
+
+    def create_trials(self, namespace: str, trials: Sequence[Trial]) -> list[Trial]:
+        created = []
+        for trial in trials:
+            try:
+                created.append(self._store.create(trial, experiment=_experiment_name(trial)))
+            except AlreadyExistsError:
+                continue
+        return created
+
+    def save_status(self, obj: Any, status: ExperimentStatus | TrialStatus) -> Any:
+        """Both ports' ``save_status``: an Experiment's or a Trial's."""
+        return self._store.update(obj.model_copy(update={"status": status}))
+
+    def objective_values(self, namespace: str, trial: str, metric: str) -> list[str]:
+        return self._logs.values(trial, metric)
+
+    def template(self, experiment: Experiment) -> Mapping[str, Any] | None:
+        return None  # local mode refuses ConfigMap templates before storing the Experiment
+
+    def event(self, about: Any, event: Event) -> None:
+        """Both ports' ``event``: local mode has no Events; the outcome shows in conditions and the CLI."""
+        _log.debug("%s: %s %s", about.metadata.name if about.metadata else "?", event.reason, event.message)
+
+    # -- trial_loop.TrialPort ----------------------------------------------------------------
+
+    def job(self, trial: Trial) -> Mapping[str, Any] | None:
+        return self._job_object(trial)
+
+    def create_job(self, trial: Trial) -> bool:
+        return self._start(trial)
+
+    def delete_job(self, trial: Trial) -> None:
+        self._forget(trial.metadata.name if trial.metadata and trial.metadata.name else "")
+
+    def save_finalizers(self, trial: Trial, finalizers: list[str]) -> Trial:
+        return trial  # no garbage collector to wait for: deleting an Experiment deletes its logs with it
 
     # -- trial processes -----------------------------------------------------------------------
 
-    def _start(self, experiment: Experiment, trial: Trial) -> bool:
+    def _start(self, trial: Trial) -> bool:
         meta = trial.metadata
         if meta is None or not meta.name or not meta.namespace:
             raise ValidationError("metadata", "a Trial needs a name and a namespace")
@@ -262,7 +256,7 @@ class ExperimentRunner:
             env["KATIB_TRIAL_TOKEN"] = token
         try:
             command = containers.command_for(trial, extra_env=env, default_cwd=self._cwd)
-            directory = self._store.trial_dir(meta.namespace, _experiment_name(trial, experiment), meta.name)
+            directory = self._store.trial_dir(meta.namespace, _experiment_name(trial), meta.name)
             process = TrialProcess(command, directory)
         except (ValidationError, OSError) as exc:
             self._gpus.release(devices)
@@ -297,11 +291,7 @@ class ExperimentRunner:
         rows = metric_parsing.parse(process.log_path.read_text(errors="replace"), metric_names=names, filters=filters)
         rows = metric_parsing.observation_rows(rows, metric)
         stamped = [(timestamps.format_nano(row.time), row.name, row.value) for row in rows]
-        self._report(name, stamped, key=f"stdout-{trial.metadata.uid if trial.metadata else name}")
-
-    def _report(self, trial: str, rows: list[tuple[str, str, str]], *, key: str) -> None:
-        logs = [_wire.encode_metric_log(stamp, metric, value) for stamp, metric, value in rows]
-        self._db.report(trial, logs, key=key[:64], timeout=_RPC_TIMEOUT)
+        self._logs.report_rows(name, stamped, key=f"stdout-{trial.metadata.uid if trial.metadata else name}"[:64])
 
     def _job_object(self, trial: Trial) -> dict[str, Any] | None:
         """The trial's job as the controller would read it from the API server (None: not created)."""
@@ -342,15 +332,13 @@ class ExperimentRunner:
         except NotFoundError:
             return None
 
-    def _save_suggestion(self, suggestion: Suggestion, *, created: bool) -> Suggestion:
-        if created:
-            return self._store.create(suggestion, experiment=suggestion.metadata.name if suggestion.metadata else None)
-        return self._store.update(suggestion, experiment=suggestion.metadata.name if suggestion.metadata else None)
 
-
-def _experiment_name(trial: Trial, experiment: Experiment) -> str:
+def _experiment_name(trial: Trial) -> str:
     labels = (trial.metadata.labels if trial.metadata else None) or {}
-    return labels.get(constants.EXPERIMENT_LABEL) or (experiment.metadata.name if experiment.metadata else "") or ""
+    name = labels.get(constants.EXPERIMENT_LABEL)
+    if not name:
+        raise ValidationError(f"metadata.labels[{constants.EXPERIMENT_LABEL}]", "a Trial needs its Experiment's label")
+    return name
 
 
 def _now() -> str:

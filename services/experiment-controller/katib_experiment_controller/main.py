@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from katib_core import constants
-from katib_core.errors import StorageUnavailableError
 from katib_core.models import Experiment, Suggestion, Trial
-from katib_core.push_keys import TokenMinter
 from katib_experiment_controller import resources
 from katib_experiment_controller.reconciler import ExperimentReconciler
 from katib_operator import connecting, dbmanager_access, kubeapi, running
@@ -24,6 +22,7 @@ from katib_operator.settings import OperatorSettings, parser
 from katib_operator.settings import from_args as settings_from_args
 from katib_suggest import Suggester
 from pykatib import dbmanager
+from pykatib.metric_logs import MetricLogs
 
 PROG = "katib-experiment-controller"
 #: Trial changes reach their Experiment this much later, so a burst of them costs one status write.
@@ -51,7 +50,11 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
         recorder=recorder,
         api=api,
         creators=creators,
-        objective_values=objective_values(settings.db_manager_address, minter=dbmanager_access.push_minter(settings)),
+        metric_logs=MetricLogs(
+            dbmanager_access.client(
+                dbmanager.open_channel(settings.db_manager_address), dbmanager_access.push_minter(settings)
+            )
+        ),
     )
 
     def on_experiment(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
@@ -118,22 +121,3 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def objective_values(
-    address: str, *, minter: TokenMinter | None = None, timeout: float = 10.0
-) -> Callable[[str, str], list[str]]:
-    """Reads a trial's values of one metric from the DB manager (medianstop's input).
-
-    Unreachable or timed out → ``StorageUnavailableError`` (the reconcile is retried).
-    """
-    client = dbmanager_access.client(dbmanager.open_channel(address), minter)
-
-    def read(trial: str, metric: str) -> list[str]:
-        try:
-            logs = client.get(trial, metric_name=metric, timeout=timeout)
-        except dbmanager.RpcError as exc:
-            raise StorageUnavailableError(f"GetObservationLog({trial}): {exc}") from None
-        return [log.metric.value for log in logs]
-
-    return read

@@ -1,8 +1,8 @@
-"""One reconcile of one Experiment: read the caches, run ``katib_core.planning``, write what it says.
+"""The experiment controller's adapter around ``katib_core.experiment_loop``: objects live in the API server.
 
-Order matters for restart safety: the Suggestion record (with the new trial names) is written
-before any Trial is created from it, and Trials are created by those names, so a crash between
-any two writes repeats work (409 on create) but never duplicates a Trial.
+``ExperimentReconciler`` is the loop's port over the API server (cached reads, Trials created
+several at a time) and runs one ``ExperimentLoop.run_pass`` per key; local mode is the other
+adapter around the same loop.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 
-from katib_core import early_stopping, planning, suggestions, timestamps
-from katib_core.constants import SuggestionConditionType
+from katib_core import experiment_loop, timestamps
 from katib_core.errors import AlreadyExistsError, ValidationError
-from katib_core.events import WARNING, Event
-from katib_core.models import Experiment, Suggestion, Trial
+from katib_core.events import Event
+from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial
 from katib_experiment_controller import resources
 from katib_operator import kubeapi
 from katib_operator.caches import Key, ObjectCache
@@ -28,6 +27,7 @@ from katib_operator.objects import ApiUnavailableError, Objects
 from katib_operator.recording import EventRecorder
 from katib_operator.running import Result
 from katib_suggest import Suggester
+from pykatib.metric_logs import MetricLogs
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class ExperimentReconciler:
         now: Callable[[], str] = _now,
         rng: random.Random | None = None,
         creators: ThreadPoolExecutor | None = None,
-        objective_values: Callable[[str, str], list[str]] | None = None,
+        metric_logs: MetricLogs | None = None,
     ) -> None:
         self._objects = objects
         self._experiments = experiments
@@ -61,75 +61,25 @@ class ExperimentReconciler:
         self._suggester = suggester
         self._recorder = recorder
         self._api = api
-        self._now = now
-        self._rng = rng or random.Random()
         self._creators = creators
-        #: (trial, metric) → the metric's values in report order, from the DB manager (medianstop).
-        self._objective_values = objective_values
-        self._succeeded_values: dict[tuple[str, str], list[str]] = {}
+        #: The DB manager, for medianstop's input (the objective values of succeeded trials).
+        self._metric_logs = metric_logs
+        self._loop = experiment_loop.ExperimentLoop(self, suggester, now=now, rng=rng)
 
     def __call__(self, key: Key) -> Result:
         namespace, name = key
         experiment = self._experiments.get(key)
-        raw = self._experiments.raw(key)
-        if experiment is None or raw is None:
+        if experiment is None or self._experiments.raw(key) is None:
             self._suggester.forget_prefix(f"{namespace}/{name}/")
             return Result()
         if experiment.metadata and experiment.metadata.deletion_timestamp:
             return Result()  # the garbage collector deletes its Suggestion and Trials
-        trials = self._trials.indexed(namespace, name)
-        record = self._suggestions.get(key)
-        now = self._now()
-        template = self._template(experiment)
-        plan = planning.plan_experiment(experiment, trials, record, now=now, template=template)
-        if plan.suggestion_changed:
-            record = self._save(plan.suggestion, create=record is None)
-        if plan.request is not None:
-            current = record or plan.suggestion
-            try:
-                reply = self._suggester.suggest(plan.request)
-            except ValidationError as exc:
-                self._save(
-                    suggestions.mark(
-                        current, SuggestionConditionType.FAILED, suggestions.REASON_FAILED, str(exc), now=now
-                    ),
-                    create=False,
-                )
-                self._event(raw, Event(WARNING, "SuggestionFailed", str(exc)))
-                raise
-            taken = [t.metadata.name for t in trials if t.metadata and t.metadata.name]
-            rules = early_stopping.median_stop_rules(plan.experiment, self._succeeded(plan.experiment, trials))
-            recorded = suggestions.record(
-                current, plan.experiment, reply, taken=taken, rng=self._rng, now=now, early_stopping_rules=rules
-            )
-            record = self._save(recorded, create=False)
-            plan = planning.with_recorded(plan, record, template=template)
-        self._create_trials(namespace, plan.trials_to_create)
-        if planning.status_changed(experiment.status, plan.status):
-            updated = self._objects.replace_status(resources.EXPERIMENTS, raw, plan.status.to_api())
-            self._experiments.put(updated)
-        if plan.finished and suggestions.is_succeeded(plan.suggestion):
-            self._suggester.forget(suggestions.experiment_key(experiment))
+        self._loop.run_pass(experiment, self._trials.indexed(namespace, name), self._suggestions.get(key))
         return Result()
 
-    def _succeeded(self, experiment: Experiment, trials: Sequence[Trial]) -> list[list[str]]:
-        """Per succeeded Trial, its objective values in report order (what medianstop reads); only
-        for Experiments with ``earlyStopping``. A succeeded trial's logs never change: read once."""
-        metric, names = early_stopping.succeeded_trials(experiment, trials)
-        if not metric:
-            return []
-        if self._objective_values is None:
-            raise ValidationError("spec.earlyStopping", "this controller was started without a DB manager address")
-        namespace = (experiment.metadata.namespace if experiment.metadata else None) or ""
-        found = []
-        for name in names:
-            key = (f"{namespace}/{name}", metric)
-            if key not in self._succeeded_values:
-                self._succeeded_values[key] = self._objective_values(name, metric)
-            found.append(self._succeeded_values[key])
-        return found
+    # -- experiment_loop.ExperimentPort ------------------------------------------------------
 
-    def _save(self, record: Suggestion, *, create: bool) -> Suggestion:
+    def save_suggestion(self, record: Suggestion, *, create: bool) -> Suggestion:
         """Write the Suggestion record (create, then its status) and keep the stored copy in the cache."""
         body = record.to_api()
         meta = body.get("metadata") or {}
@@ -150,29 +100,52 @@ class ExperimentReconciler:
         parsed = self._suggestions.get((meta["namespace"], meta["name"]))  # parsed once, kept for the next pass
         return parsed if parsed is not None else Suggestion.from_api(updated)
 
-    def _create_trials(self, namespace: str, trials: Sequence[Trial]) -> None:
+    def save_status(self, experiment: Experiment, status: ExperimentStatus) -> Experiment:
+        meta = experiment.metadata
+        key = ((meta.namespace if meta else None) or "", (meta.name if meta else None) or "")
+        raw = self._experiments.raw(key)
+        if raw is None:
+            raise ApiUnavailableError(f"experiment {key[0]}/{key[1]} is no longer cached")
+        updated = self._objects.replace_status(resources.EXPERIMENTS, raw, status.to_api())
+        self._experiments.put(updated)
+        return experiment.model_copy(update={"status": status})
+
+    def objective_values(self, namespace: str, trial: str, metric: str) -> list[str]:
+        if self._metric_logs is None:
+            raise ValidationError("spec.earlyStopping", "this controller was started without a DB manager address")
+        return self._metric_logs.values(trial, metric)
+
+    def event(self, experiment: Experiment, event: Event) -> None:
+        if self._recorder is None:
+            return
+        meta = experiment.metadata
+        raw = self._experiments.raw(((meta.namespace if meta else None) or "", (meta.name if meta else None) or ""))
+        if raw is not None:
+            self._recorder.record(raw, event)
+
+    def create_trials(self, namespace: str, trials: Sequence[Trial]) -> list[Trial]:
         """Create ``trials``, several at a time when there is a pool: each create waits on an etcd write.
 
         Their names are recorded already, so the order does not matter; the first failure is raised
         once every create has been tried (the next pass creates what is still missing).
         """
         if self._creators is None or len(trials) < 2:
-            for trial in trials:
-                self._create_trial(namespace, trial)
-            return
+            return [created for trial in trials if (created := self._create_trial(namespace, trial)) is not None]
         futures = [self._creators.submit(self._create_trial, namespace, trial) for trial in trials]
         errors = [exc for exc in (f.exception() for f in futures) if exc is not None]
         if errors:
             raise errors[0]
+        return [created for created in (f.result() for f in futures) if created is not None]
 
-    def _create_trial(self, namespace: str, trial: Trial) -> None:
+    def _create_trial(self, namespace: str, trial: Trial) -> Trial | None:
         try:
             created = self._objects.create(resources.TRIALS, namespace, trial.to_api())
         except AlreadyExistsError:
-            return
+            return None
         self._trials.put(resources.trial_summary(created))
+        return trial
 
-    def _template(self, experiment: Experiment) -> Mapping[str, Any] | None:
+    def template(self, experiment: Experiment) -> Mapping[str, Any] | None:
         """The trial template of a ``trialTemplate.configMap`` (None: the Experiment has it inline)."""
         spec = experiment.spec
         source = spec.trial_template.config_map if spec and spec.trial_template else None
@@ -198,7 +171,3 @@ class ExperimentReconciler:
         if not isinstance(loaded, dict):
             raise ValidationError("spec.trialTemplate.configMap.templatePath", "the template is not a YAML object")
         return loaded
-
-    def _event(self, about: Mapping[str, Any], event: Event) -> None:
-        if self._recorder is not None:
-            self._recorder.record(about, event)

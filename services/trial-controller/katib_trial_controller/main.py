@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from katib_core import constants, durations
+from katib_core import constants, durations, pod_injection
 from katib_core.errors import ValidationError
 from katib_core.models import Trial
 from katib_operator import connecting, dbmanager_access, kubeapi, running
@@ -19,9 +19,9 @@ from katib_operator.recording import EventRecorder
 from katib_operator.settings import OperatorSettings, parser
 from katib_operator.settings import from_args as settings_from_args
 from katib_trial_controller import push_tokens, resources
-from katib_trial_controller.metric_logs import MetricLogs
 from katib_trial_controller.reconciler import TrialReconciler
 from pykatib import dbmanager
+from pykatib.metric_logs import MetricLogs
 
 PROG = "katib-trial-controller"
 
@@ -59,7 +59,7 @@ def build(
         return [key_of(body)]
 
     def on_job(kind: str | None, body: Mapping[str, Any]) -> list[Key]:
-        owner = resources.trial_owner(body)
+        owner = pod_injection.trial_owner(body)  # the webhook's rule: one for both
         if owner is None:
             return []
         jobs.apply(kind, body)

@@ -23,9 +23,9 @@ from katib_operator.objects import Objects
 from katib_testcluster import polling
 from katib_testcluster.cluster import Cluster
 from katib_trial_controller import resources
-from katib_trial_controller.metric_logs import MetricLogs
 from katib_trial_controller.reconciler import TrialReconciler
 from pykatib import dbmanager
+from pykatib.metric_logs import MetricLogs
 
 T0 = "2024-01-01T00:00:00Z"
 

@@ -48,13 +48,3 @@ def job_summary(body: dict[str, Any]) -> dict[str, Any]:
     """A job without its spec (conditions are evaluated on metadata and status)."""
     body = without_managed_fields(body)
     return {k: v for k, v in body.items() if k != "spec"}
-
-
-def trial_owner(body: Mapping[str, Any]) -> str | None:
-    """The name of the Trial that controls this job, if any."""
-    for owner in (body.get("metadata") or {}).get("ownerReferences") or ():
-        if owner.get("kind") == constants.TRIAL_KIND and str(owner.get("apiVersion", "")).startswith(
-            constants.GROUP + "/"
-        ):
-            return str(owner.get("name"))
-    return None

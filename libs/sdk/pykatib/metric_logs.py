@@ -1,4 +1,5 @@
-"""The trial controller's view of the DB manager: read a trial's rows, store its sentinel, delete its logs.
+"""The DB manager as the experiment and trial loops see it (``katib_core.trial_loop.MetricLogPort``):
+read a trial's rows, store its sentinel, delete its logs. The trial controller and local mode share it.
 
 DB-manager failures become ``StorageUnavailableError`` (unreachable, timed out: retried) or
 ``StorageError``; either way the reconcile stops before writing status, so an outage delays
@@ -29,16 +30,27 @@ class MetricLogs:
 
     def report(self, trial_name: str, row: aggregation.Row, *, key: str | None = None) -> None:
         """Store one row; ``key`` makes retries idempotent on our DB manager (Katib's ignores it)."""
-        stamp, name, value = row
+        self.report_rows(trial_name, [row], key=key)
+
+    def report_rows(self, trial_name: str, rows: list[aggregation.Row], *, key: str | None = None) -> None:
+        """Store ``rows`` in one call (a pull collector's whole parse), idempotent under ``key``."""
         try:
             self._client.report(
                 trial_name,
-                [dbmanager.encode_metric_log(stamp, name, value)],
+                [dbmanager.encode_metric_log(stamp, name, value) for stamp, name, value in rows],
                 key=key or dbmanager.new_report_key(),
                 timeout=self._timeout,
             )
         except dbmanager.RpcError as exc:
             raise _error(exc, f"ReportObservationLog({trial_name})") from None
+
+    def values(self, trial_name: str, metric: str) -> list[str]:
+        """The trial's values of ``metric`` in report order (medianstop reads succeeded trials')."""
+        try:
+            logs = self._client.get(trial_name, metric_name=metric, timeout=self._timeout)
+        except dbmanager.RpcError as exc:
+            raise _error(exc, f"GetObservationLog({trial_name}, {metric})") from None
+        return [log.metric.value for log in logs]
 
     def delete(self, trial_name: str) -> None:
         try:
