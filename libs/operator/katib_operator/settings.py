@@ -1,7 +1,9 @@
 """Flags every controller shares, parsed once in ``main`` (flag > env > default).
 
 Katib's env names are accepted: ``KATIB_DB_MANAGER_SERVICE_IP``/``_NAMESPACE``/``_PORT`` build
-the DB manager address, ``KATIB_CORE_NAMESPACE`` is where the leader Lease lives.
+the DB manager address, ``KATIB_CORE_NAMESPACE`` is where the leader Lease lives. Flags are
+argparse's (each controller adds its own to ``parser``); the variables are ``OperatorEnv``, a
+pydantic-settings model, so a malformed one is an error naming it (docs/design.md).
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
+
+from pydantic import Field
 
 from katib_core import constants
+from katib_core.errors import ValidationError
+from katib_settings.env import EnvSettings
 
 #: Env default of ``--push-auth-secret-file``.
 PUSH_AUTH_SECRET_FILE_ENV: Final = "KATIB_PUSH_AUTH_SECRET_FILE"
@@ -43,6 +50,25 @@ class OperatorSettings:
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+
+class OperatorEnv(EnvSettings):
+    """The variables a controller reads (empty ones count as unset)."""
+
+    db_manager_service_ip: str | None = Field(None, validation_alias="KATIB_DB_MANAGER_SERVICE_IP")
+    db_manager_service_namespace: str | None = Field(None, validation_alias="KATIB_DB_MANAGER_SERVICE_NAMESPACE")
+    db_manager_service_port: int | None = Field(None, ge=1, le=65535, validation_alias="KATIB_DB_MANAGER_SERVICE_PORT")
+    core_namespace: str = Field("kubeflow", validation_alias="KATIB_CORE_NAMESPACE")
+    pod_name: str | None = Field(None, validation_alias="POD_NAME")
+    push_auth_secret_file: Path | None = Field(None, validation_alias=PUSH_AUTH_SECRET_FILE_ENV)
+
+    def katib_address(self) -> str | None:
+        """Katib's ``KATIB_DB_MANAGER_SERVICE_*`` address, if any of them is set."""
+        if (self.db_manager_service_ip, self.db_manager_service_namespace, self.db_manager_service_port) == (None,) * 3:
+            return None
+        host = self.db_manager_service_ip or "katib-db-manager"
+        namespace = self.db_manager_service_namespace or self.core_namespace
+        return f"{host}.{namespace}:{self.db_manager_service_port or constants.DEFAULT_DB_MANAGER_PORT}"
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -83,38 +109,36 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def from_args(prog: str, args: argparse.Namespace, environ: Mapping[str, str]) -> OperatorSettings:
-    address = args.db_manager_address or _katib_address(environ) or constants.DEFAULT_DB_MANAGER_ADDRESS
+    """Settings from parsed flags and ``environ``; a bad value exits with status 2 and one line."""
     if args.workers < 1:
-        raise SystemExit(f"{prog}: --workers must be at least 1")
-    identity = args.identity or environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        _exit(prog, "--workers must be at least 1")
+    try:
+        env = OperatorEnv.from_environ(environ)
+    except ValidationError as exc:
+        _exit(prog, str(exc))
+    identity = args.identity or env.pod_name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    secret_file = args.push_auth_secret_file or env.push_auth_secret_file
     return OperatorSettings(
-        db_manager_address=address,
+        db_manager_address=args.db_manager_address or env.katib_address() or constants.DEFAULT_DB_MANAGER_ADDRESS,
         namespaces=tuple(args.namespace),
         kubeconfig=args.kubeconfig,
         context=args.context,
         workers=args.workers,
         leader_elect=args.leader_elect,
         lease_name=args.lease_name or prog,
-        lease_namespace=args.lease_namespace or environ.get("KATIB_CORE_NAMESPACE") or "kubeflow",
+        lease_namespace=args.lease_namespace or env.core_namespace,
         identity=identity,
         liveness=args.liveness,
         log_level=args.log_level,
         events=args.events,
-        push_auth_secret_file=_path(args.push_auth_secret_file or environ.get(PUSH_AUTH_SECRET_FILE_ENV)),
+        push_auth_secret_file=Path(secret_file) if secret_file else None,
     )
 
 
-def _path(text: str | None) -> Path | None:
-    return Path(text) if text else None
-
-
-def _katib_address(environ: Mapping[str, str]) -> str | None:
-    names = ("KATIB_DB_MANAGER_SERVICE_IP", "KATIB_DB_MANAGER_SERVICE_NAMESPACE", "KATIB_DB_MANAGER_SERVICE_PORT")
-    if not any(environ.get(n) for n in names):
-        return None
-    host = environ.get(names[0]) or "katib-db-manager"
-    namespace = environ.get(names[1]) or environ.get("KATIB_CORE_NAMESPACE") or "kubeflow"
-    return f"{host}.{namespace}:{environ.get(names[2]) or constants.DEFAULT_DB_MANAGER_PORT}"
+def _exit(prog: str, message: str) -> NoReturn:
+    """One line and status 2, as argparse's own errors."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def parse(

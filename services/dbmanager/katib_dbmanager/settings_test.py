@@ -1,4 +1,5 @@
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,43 @@ def test_bad_flag_exits_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
         Settings.from_args(["--no-such-flag"], {})
     assert caught.value.code == 2
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_pykatib_env_variables(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("0123456789abcdef0123456789abcdef\n")
+    env = {
+        "KATIB_DB_MANAGER_AUTH_SECRET_FILE": str(secret),
+        "LOG_LEVEL": "debug",
+        "KATIB_DB_MANAGER_TLS_CERT_FILE": "",
+        "KATIB_DB_URL": "",
+    }
+    settings = Settings.from_args([], env)
+    assert (settings.auth_secret_file, settings.log_level, settings.tls_cert_file) == (secret, "DEBUG", None)
+    assert str(settings.db_url) == "sqlite:///katib.db"
+    assert Settings.from_args(["--log-level", "warning"], env).log_level == "WARNING"
+
+
+def test_an_empty_skip_variable_skips_as_katibs_does() -> None:
+    assert not Settings.from_args([], {"SKIP_DB_INITIALIZATION": ""}).initialize_schema
+    assert not Settings.from_args(["--skip-db-initialization"], {}).initialize_schema
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"KATIB_DB_MANAGER_MAX_MESSAGE_SIZE": "lots"}, "KATIB_DB_MANAGER_MAX_MESSAGE_SIZE"),
+        ({"KATIB_DB_MANAGER_AUTH_SECRET_FILE": "/does/not/exist"}, "KATIB_DB_MANAGER_AUTH_SECRET_FILE"),
+    ],
+)
+def test_bad_pykatib_variables_name_themselves(env: dict[str, str], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_args([], env)
+    assert caught.value.field == field
+    assert "pydantic" not in str(caught.value)
+
+
+def test_a_bad_flag_wins_over_its_variable_in_the_message() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_args(["--auth-secret-file", "/nope"], {"KATIB_DB_MANAGER_AUTH_SECRET_FILE": "/also/nope"})
+    assert caught.value.field == "--auth-secret-file"

@@ -3,6 +3,8 @@
 Precedence: flag > environment > default. Collector sidecars default to katib-config's values
 (resources 50m/10Mi/500Mi requested, 500m/100Mi/5Gi limited); ``--collector-config`` reads a
 katib-config ``runtime.metricsCollectors`` list, so an existing Katib configuration carries over.
+Flags are argparse's; the environment is ``WebhookEnv``, a pydantic-settings model, so a malformed
+variable is an error naming it (docs/design.md).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from pydantic import Field, field_validator
 
 from katib_core import constants, durations, validation
 from katib_core.constants import CollectorKind
 from katib_core.errors import ValidationError
 from katib_core.pod_injection import DEFAULT_RESOURCES, CollectorImage, InjectionSettings
+from katib_settings.env import EnvSettings
 
 #: Our pull collector (StdOut and File); the image name is set by the deployment manifests.
 DEFAULT_COLLECTOR_IMAGE: Final = "docker.io/pykatib/katib-metrics-collector:v0.1.0"
@@ -32,6 +36,42 @@ COMPONENT_LABEL: Final = "katib.kubeflow.org/component"
 DEFAULT_WEBHOOK_CONFIGURATION: Final = "katib.kubeflow.org"
 DEFAULT_SERVICE: Final = "katib-webhook"
 DEFAULT_NAMESPACE: Final = "kubeflow"
+
+
+class WebhookEnv(EnvSettings):
+    """The variables the webhook reads; its flags win over them."""
+
+    port: int = Field(8443, ge=0, le=65535, validation_alias="KATIB_WEBHOOK_PORT")
+    cert_dir: str = Field("/tmp/cert", validation_alias="KATIB_WEBHOOK_CERT_DIR")
+    core_namespace: str = Field(DEFAULT_NAMESPACE, validation_alias="KATIB_CORE_NAMESPACE")
+    db_manager_address: str = Field("", validation_alias=constants.DB_MANAGER_ADDRESS_ENV)
+    db_manager_service_ip: str | None = Field(None, validation_alias="KATIB_DB_MANAGER_SERVICE_IP")
+    db_manager_service_port: int | None = Field(None, ge=1, le=65535, validation_alias="KATIB_DB_MANAGER_SERVICE_PORT")
+    db_manager_service_namespace: str | None = Field(None, validation_alias="KATIB_DB_MANAGER_SERVICE_NAMESPACE")
+    early_stopping_address: str = Field("", validation_alias="KATIB_EARLY_STOPPING_ADDRESS")
+    inject_push_token: bool = Field(False, validation_alias="KATIB_INJECT_PUSH_TOKEN")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    kubeconfig: str | None = Field(None, validation_alias="KUBECONFIG")
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _not_a_service_link(cls, value: object) -> object:
+        # A Service named katib-webhook makes Kubernetes set KATIB_WEBHOOK_PORT=tcp://IP:443 in
+        # every Pod of its namespace (service links): that is the Service's port, not ours.
+        return 8443 if isinstance(value, str) and value.startswith("tcp://") else value
+
+    def katib_db_manager_address(self) -> str:
+        """Katib's ``KATIB_DB_MANAGER_SERVICE_{IP,PORT,NAMESPACE}``, else the default address."""
+        host, port, namespace = (
+            self.db_manager_service_ip,
+            self.db_manager_service_port,
+            self.db_manager_service_namespace,
+        )
+        if (host, port, namespace) == (None, None, None):
+            return constants.DEFAULT_DB_MANAGER_ADDRESS
+        host = host or "katib-db-manager"
+        port = port or constants.DEFAULT_DB_MANAGER_PORT
+        return f"{host}.{namespace}:{port}" if namespace else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -93,12 +133,14 @@ class Settings:
         """Parse flags and env (argparse exits with status 2 on an unknown flag).
 
         Raises:
-            ValidationError: a value is malformed; the error names the flag.
+            ValidationError: a value is malformed; the error names the flag or variable.
         """
-        args = _parser(environ).parse_args(argv)
-        if not 0 <= args.port <= 65535:
-            raise ValidationError("--port", f"{args.port} is not a port number")
-        service, namespace = args.service_name, args.service_namespace
+        args = _parser().parse_args(argv)
+        env = WebhookEnv.from_environ(environ)
+        port = env.port if args.port is None else args.port
+        if not 0 <= port <= 65535:
+            raise ValidationError("--port", f"{port} is not a port number")
+        service, namespace = args.service_name, args.service_namespace or env.core_namespace
         dns = tuple(args.cert_dns_name) or (
             service,
             f"{service}.{namespace}",
@@ -106,7 +148,7 @@ class Settings:
             f"{service}.{namespace}.svc.cluster.local",
         )
         tls = TlsSettings(
-            cert_dir=Path(args.cert_dir),
+            cert_dir=Path(args.cert_dir or env.cert_dir),
             dns_names=dns,
             ip_addresses=tuple(args.cert_ip_address),
             webhook_configurations=tuple(args.webhook_configuration) or (DEFAULT_WEBHOOK_CONFIGURATION,),
@@ -116,11 +158,11 @@ class Settings:
         collectors = _collectors(args)
         admission = AdmissionSettings(
             injection=InjectionSettings(
-                db_manager_address=args.db_manager_address or _katib_db_manager_address(environ),
+                db_manager_address=args.db_manager_address or env.db_manager_address or env.katib_db_manager_address(),
                 collectors=collectors,
-                early_stopping_address=args.early_stopping_address,
+                early_stopping_address=args.early_stopping_address or env.early_stopping_address,
                 inject_security_context=args.inject_security_context,
-                push_token=args.inject_push_token,
+                push_token=args.inject_push_token or env.inject_push_token,
             ),
             validation=validation.ValidationSettings(
                 algorithms=_names(args.algorithms, "--algorithms"),
@@ -134,25 +176,25 @@ class Settings:
         )
         return cls(
             host=args.host,
-            port=args.port,
+            port=port,
             tls=tls,
             admission=admission,
-            kubeconfig=args.kubeconfig or environ.get("KUBECONFIG") or None,
+            kubeconfig=args.kubeconfig or env.kubeconfig,
             standalone=args.standalone,
-            log_level=args.log_level,
+            log_level=args.log_level or env.log_level,
         )
 
 
-def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="katib-webhook", description="Katib's admission webhooks: Experiment defaulting/validation, Pod injection."
     )
     add = parser.add_argument
     add("--host", default="0.0.0.0", help="address to listen on")  # - a Pod serves the apiserver
-    add("--port", type=int, default=int(environ.get("KATIB_WEBHOOK_PORT", "8443")), help="HTTPS port (0: any free)")
-    add("--cert-dir", default=environ.get("KATIB_WEBHOOK_CERT_DIR", "/tmp/cert"), help="tls.crt/tls.key (and ca.crt)")
+    add("--port", type=int, help="HTTPS port (0: any free; env KATIB_WEBHOOK_PORT, default 8443)")
+    add("--cert-dir", help="tls.crt/tls.key (and ca.crt) (env KATIB_WEBHOOK_CERT_DIR, default /tmp/cert)")
     add("--service-name", default=DEFAULT_SERVICE, help="Service of the webhook (SANs of a generated cert)")
-    add("--service-namespace", default=environ.get("KATIB_CORE_NAMESPACE", DEFAULT_NAMESPACE))
+    add("--service-namespace", help=f"its namespace (env KATIB_CORE_NAMESPACE, default {DEFAULT_NAMESPACE})")
     add("--cert-dns-name", action="append", default=[], help="SAN of a generated cert (repeatable)")
     add("--cert-ip-address", action="append", default=[], help="IP SAN of a generated cert (repeatable)")
     add("--webhook-configuration", action="append", default=[], help="configuration to put a generated CA into")
@@ -163,11 +205,11 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--api-timeout", default="4s", help="limit of one API read during admission")
     add(
         "--db-manager-address",
-        default=environ.get(constants.DB_MANAGER_ADDRESS_ENV, ""),
+        default="",
         help="injected as KATIB_DB_MANAGER_ADDRESS and -s-db (env KATIB_DB_MANAGER_ADDRESS, else Katib's"
         f" KATIB_DB_MANAGER_SERVICE_* variables, else {constants.DEFAULT_DB_MANAGER_ADDRESS})",
     )
-    add("--early-stopping-address", default=environ.get("KATIB_EARLY_STOPPING_ADDRESS", ""), help="-s-earlystop")
+    add("--early-stopping-address", default="", help="-s-earlystop (env KATIB_EARLY_STOPPING_ADDRESS)")
     add("--collector-image", action="append", default=[], metavar="KIND=IMAGE", help="sidecar image of a kind")
     add("--collector-config", default=None, help="YAML list as katib-config's runtime.metricsCollectors")
     add("--collector-image-pull-policy", default="IfNotPresent")
@@ -179,7 +221,6 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add(
         "--inject-push-token",
         action="store_true",
-        default=environ.get("KATIB_INJECT_PUSH_TOKEN", "").lower() in ("1", "true", "yes"),
         help="authenticated pushes: give the reporting container env KATIB_TRIAL_TOKEN from the trial's"
         " <trial>-push-token Secret (env KATIB_INJECT_PUSH_TOKEN=true)",
     )
@@ -191,19 +232,8 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add("--algorithms", default=",".join(sorted(validation.PYKATIB_ALGORITHMS)), help="known suggestion algorithms")
     add("--early-stopping-algorithms", default=",".join(sorted(validation.PYKATIB_EARLY_STOPPING)))
-    add("--log-level", default=environ.get("LOG_LEVEL", "INFO"))
+    add("--log-level", help="DEBUG, INFO, WARNING… (env LOG_LEVEL, default INFO)")
     return parser
-
-
-def _katib_db_manager_address(environ: Mapping[str, str]) -> str:
-    """Katib's ``KATIB_DB_MANAGER_SERVICE_{IP,PORT,NAMESPACE}``, else the default address."""
-    host = environ.get("KATIB_DB_MANAGER_SERVICE_IP")
-    port = environ.get("KATIB_DB_MANAGER_SERVICE_PORT")
-    namespace = environ.get("KATIB_DB_MANAGER_SERVICE_NAMESPACE")
-    if not (host or port or namespace):
-        return constants.DEFAULT_DB_MANAGER_ADDRESS
-    host = host or "katib-db-manager"
-    return f"{host}.{namespace}:{port or constants.DEFAULT_DB_MANAGER_PORT}" if namespace else f"{host}:{port or 6789}"
 
 
 def _names(text: str, flag: str, *, empty: bool = False) -> frozenset[str]:

@@ -87,3 +87,69 @@ def test_bad_flags_name_themselves(argv: list[str], flag: str) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings.from_args(argv, {})
     assert caught.value.field == flag
+
+
+def test_env_defaults_and_flags_over_them() -> None:
+    env = {
+        "KATIB_WEBHOOK_PORT": "9443",
+        "KATIB_WEBHOOK_CERT_DIR": "/certs",
+        "KATIB_CORE_NAMESPACE": "katib",
+        "KATIB_EARLY_STOPPING_ADDRESS": "es:6788",
+        "KATIB_INJECT_PUSH_TOKEN": "true",
+        "LOG_LEVEL": "DEBUG",
+        "KUBECONFIG": "/kube/config",
+    }
+    settings = Settings.from_args([], env)
+    assert (settings.port, settings.tls.cert_dir, settings.log_level, settings.kubeconfig) == (
+        9443,
+        Path("/certs"),
+        "DEBUG",
+        "/kube/config",
+    )
+    assert settings.tls.dns_names[1] == "katib-webhook.katib"
+    assert settings.admission.injection.early_stopping_address == "es:6788"
+    assert settings.admission.injection.push_token
+    flagged = Settings.from_args(
+        ["--port", "1", "--cert-dir", "/c", "--service-namespace", "ns", "--log-level", "WARNING"], env
+    )
+    assert (flagged.port, flagged.tls.cert_dir, flagged.tls.dns_names[1], flagged.log_level) == (
+        1,
+        Path("/c"),
+        "katib-webhook.ns",
+        "WARNING",
+    )
+
+
+def test_a_service_link_port_variable_is_not_ours() -> None:
+    """A Service named katib-webhook gives its namespace's Pods KATIB_WEBHOOK_PORT=tcp://IP:443."""
+    assert Settings.from_args([], {"KATIB_WEBHOOK_PORT": "tcp://10.96.0.7:443"}).port == 8443
+    assert Settings.from_args(["--port=8443"], {"KATIB_WEBHOOK_PORT": "tcp://10.96.0.7:443"}).port == 8443
+
+
+@pytest.mark.parametrize(("value", "inject"), [("1", True), ("yes", True), ("false", False), ("", False)])
+def test_inject_push_token_variable(value: str, inject: bool) -> None:
+    assert Settings.from_args([], {"KATIB_INJECT_PUSH_TOKEN": value}).admission.injection.push_token is inject
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"KATIB_WEBHOOK_PORT": "https"}, "KATIB_WEBHOOK_PORT"),
+        ({"KATIB_WEBHOOK_PORT": "70000"}, "KATIB_WEBHOOK_PORT"),
+        ({"KATIB_DB_MANAGER_SERVICE_PORT": "x"}, "KATIB_DB_MANAGER_SERVICE_PORT"),
+        ({"KATIB_INJECT_PUSH_TOKEN": "maybe"}, "KATIB_INJECT_PUSH_TOKEN"),
+    ],
+)
+def test_bad_variables_name_themselves(environ: dict[str, str], name: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_args([], environ)
+    assert caught.value.field == name
+    assert "\n" not in str(caught.value)
+    assert "pydantic" not in str(caught.value)
+
+
+def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        Settings.from_args(["--no-such-flag"], {})
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""The services' environment variables as pydantic-settings models (docs/design.md)."""
