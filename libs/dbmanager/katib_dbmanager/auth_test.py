@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import ssl
 import time
@@ -12,10 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.protobuf.message import Message
 
 import pykatib
@@ -177,56 +173,21 @@ def _wait_for_reload(path: Path) -> None:
 
 
 class Pki:
-    """A CA and serving certificates for 127.0.0.1 (cryptography, not openssl)."""
+    """A CA (trustme) and serving certificates for 127.0.0.1, renewed by ``issue``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pykatib test CA")])
-        now = dt.datetime.now(dt.UTC)
-        self.ca = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.ca_key, hashes.SHA256())
-        )
+        self.ca = trustme.CA(organization_unit_name="pykatib test CA")
         self.ca_file = root / "ca.pem"
-        self.ca_file.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
         self.cert_file, self.key_file = root / "tls.crt", root / "tls.key"
 
     def issue(self) -> int:
         """Write a new serving cert + key; return its serial number."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        serial = x509.random_serial_number()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "katib-db-manager")]))
-            .issuer_name(self.ca.subject)
-            .public_key(key.public_key())
-            .serial_number(serial)
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
-            .sign(self.ca_key, hashes.SHA256())
-        )
-        self.key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return serial
+        leaf = self.ca.issue_cert("127.0.0.1", "localhost", common_name="katib-db-manager")
+        leaf.private_key_pem.write_to_path(str(self.key_file))
+        leaf.cert_chain_pems[0].write_to_path(str(self.cert_file))
+        return x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
 
 
 def served_serial(address: str, ca_file: Path) -> int:
