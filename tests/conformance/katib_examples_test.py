@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 import yaml
 
@@ -28,7 +29,6 @@ from conformance.katib_examples import (
     by_path,
     paths,
 )
-from katib_core import patches
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment
 from katib_webhook import kube
@@ -82,7 +82,7 @@ def admit(experiment: Json, config_maps: tuple[Json, ...] = ()) -> Json:
     mutated: Json = asyncio.run(admission.review(MUTATE_EXPERIMENT, review_of(experiment)))["response"]
     assert mutated["allowed"], mutated  # defaulting never denies these
     ops = json.loads(base64.b64decode(mutated["patch"])) if "patch" in mutated else []
-    defaulted = patches.apply(experiment, ops)
+    defaulted = jsonpatch.apply_patch(experiment, ops)
     validated: Json = asyncio.run(admission.review(VALIDATE_EXPERIMENT, review_of(defaulted)))["response"]
     return validated
 

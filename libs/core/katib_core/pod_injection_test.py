@@ -1,9 +1,10 @@
 import copy
 from typing import Any
 
+import jsonpatch
 import pytest
 
-from katib_core import patches, pod_injection
+from katib_core import pod_injection
 from katib_core.models import MetricsCollectorSpec, Trial
 from katib_core.pod_injection import CollectorImage, InjectionError, InjectionSettings
 
@@ -74,7 +75,7 @@ def test_push_gets_labels_and_env_and_nothing_else() -> None:
         {"op": "add", "path": "/metadata/labels/katib.kubeflow.org~1trial", "value": "trial-1"},
         {"op": "add", "path": "/spec/containers/0/env", "value": [TRIAL_ENV, DB_ENV]},
     ]
-    assert patches.apply(original, ops) == pod_injection.mutate_pod(original, trial("Push"), SETTINGS)
+    assert jsonpatch.apply_patch(original, ops) == pod_injection.mutate_pod(original, trial("Push"), SETTINGS)
 
 
 def test_a_push_trial_with_stop_rules_gets_them_in_env_for_the_sdk() -> None:

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
-from katib_core import patches
 from katib_webhook import kube
 from katib_webhook.admission import Admission, ReadError
 from katib_webhook.settings import AdmissionSettings, Settings
@@ -70,7 +70,7 @@ def review(
 def patched(request_object: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     assert response["allowed"], response
     ops = json.loads(base64.b64decode(response["patch"])) if "patch" in response else []
-    result: dict[str, Any] = patches.apply(request_object, ops)
+    result: dict[str, Any] = jsonpatch.apply_patch(request_object, ops)
     return result
 
 

@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from katib_core import patches
 from katib_webhook import kube
 from katib_webhook.admission import MUTATE_EXPERIMENT, MUTATE_POD, PATHS, VALIDATE_EXPERIMENT, Admission
 from katib_webhook.admission_test import SETTINGS, Objects, load, trial
@@ -87,7 +87,7 @@ def check_patch(request: Any, response: dict[str, Any]) -> None:
     if not response["allowed"] or "patch" not in response:
         return
     ops = json.loads(base64.b64decode(response["patch"]))
-    patches.apply(request["object"], ops)  # raises if the patch does not fit the object
+    jsonpatch.apply_patch(request["object"], ops)  # raises if the patch does not fit the object
 
 
 @FUZZ
