@@ -179,9 +179,16 @@ def first_failure(trials: Sequence[Trial]) -> tuple[str, str] | None:
     if not failed:
         return None
     trial = min(failed, key=lambda t: ((t.metadata.creation_timestamp if t.metadata else None) or "", _name(t)))
+    return _name(trial), failure_reason(trial) or ""
+
+
+def failure_reason(trial: Trial) -> str | None:
+    """Why ``trial`` failed (or was MetricsUnavailable), in one line; None if it did not."""
+    if last_condition_type(trial.status) not in _FAILURES:
+        return None
     condition = trial.status.conditions[-1] if trial.status and trial.status.conditions else None
     message = (condition.message if condition else None) or (condition.reason if condition else None) or ""
-    return _name(trial), _headline(message)
+    return _headline(message)
 
 
 def _headline(message: str) -> str:

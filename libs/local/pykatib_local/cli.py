@@ -31,7 +31,7 @@ from rich.table import Table
 from katib_core import constants, validation
 from katib_core.errors import AlreadyExistsError, NotFoundError, ValidationError
 from katib_core.models import Experiment, Trial, first_error
-from pykatib_local import backend, report, summaries
+from pykatib_local import backend, listing, report, summaries
 from pykatib_local.runner import Progress as RunProgress
 from pykatib_local.session import LocalSession, default_workdir
 
@@ -112,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     get = commands.add_parser("get", help="list experiments or trials")
     get.add_argument("what", choices=["experiments", "trials"])
     get.add_argument("-e", "--experiment", default=None)
+    get.add_argument(
+        "-o",
+        "--output",
+        choices=listing.FORMATS,
+        default="table",
+        help="table (rounded), wide (every metric, failure reasons, times), or json/yaml/csv (exact values)",
+    )
     get.set_defaults(handler=_get)
 
     describe = commands.add_parser("describe", help="one experiment or trial in detail")
@@ -238,33 +245,72 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def _get(args: argparse.Namespace) -> int:
     with _reader(args) as session:
         if args.what == "experiments":
-            table = Table("NAME", "STATUS", "TRIALS", "SUCCEEDED", "FAILED", "BEST TRIAL", "BEST VALUE")
-            for exp in session.store.list_experiments(args.namespace):
-                status = exp.status
-                table.add_row(
-                    _identity(exp)[0],
-                    summaries.condition(exp),
-                    str(status.trials if status else 0),
-                    str(status.trials_succeeded if status else 0),
-                    str((status.trials_failed or 0) + (status.trial_metrics_unavailable or 0) if status else 0),
-                    summaries.best_trial(exp),
-                    summaries.best_value(exp),
-                )
-            _out.print(table)
+            experiments = session.store.list_experiments(args.namespace)
+            if args.output in ("table", "wide"):
+                _out.print(_experiments_table(experiments, wide=args.output == "wide"))
+            else:
+                _print_raw(listing.render([listing.experiment_record(e) for e in experiments], args.output))
             return 0
         trials = session.store.list_trials(args.namespace, experiment=args.experiment)
         if args.experiment is not None:
             experiment = session.store.get(Experiment, args.namespace, args.experiment)
-            _out.print(_trials_table(experiment, trials))
-        else:
+            if args.output in ("table", "wide"):
+                _out.print(_trials_table(experiment, trials, wide=args.output == "wide"))
+                return 0
+            rows = summaries.trial_rows(experiment, trials)
+            records = [listing.trial_csv_row(r) if args.output == "csv" else listing.trial_record(r) for r in rows]
+            _print_raw(listing.render(records, args.output))
+            return 0
+        plain = [
+            {
+                "name": _trial_name(trial),
+                "experiment": ((trial.metadata.labels if trial.metadata else None) or {}).get(
+                    constants.EXPERIMENT_LABEL, ""
+                ),
+                "status": summaries.trial_condition(trial),
+            }
+            for trial in trials
+        ]
+        if args.output in ("table", "wide"):
             table = Table("NAME", "EXPERIMENT", "STATUS")
-            for trial in trials:
-                labels = (trial.metadata.labels if trial.metadata else None) or {}
-                table.add_row(
-                    _trial_name(trial), labels.get(constants.EXPERIMENT_LABEL, ""), summaries.trial_condition(trial)
-                )
+            for record in plain:
+                table.add_row(record["name"], record["experiment"], record["status"])
             _out.print(table)
+        else:
+            _print_raw(listing.render(plain, args.output))
     return 0
+
+
+def _print_raw(text: str) -> None:
+    """Machine-readable output exactly as rendered (no rich markup, wrapping or highlighting)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _experiments_table(experiments: Sequence[Experiment], *, wide: bool) -> Table:
+    columns = ["NAME", "STATUS", "TRIALS", "SUCCEEDED", "FAILED", "BEST TRIAL", "BEST VALUE"]
+    table = Table(*columns, *(("ALGORITHM", "OBJECTIVE", "MAX TRIALS", "STARTED") if wide else ()))
+    for exp in experiments:
+        record = listing.experiment_record(exp)
+        cells = [
+            record["name"],
+            record["status"],
+            str(record["trials"]),
+            str(record["succeeded"]),
+            str(record["failed"] + record["metricsUnavailable"]),
+            record["bestTrial"],
+            summaries.for_people(summaries.best_value(exp)),
+        ]
+        if wide:
+            budget = record["maxTrialCount"]
+            cells += [
+                record["algorithm"],
+                record["objective"],
+                "" if budget is None else str(budget),
+                record["startTime"],
+            ]
+        table.add_row(*cells)
+    return table
 
 
 def _describe(args: argparse.Namespace) -> int:
@@ -328,17 +374,21 @@ def _write_report(session: LocalSession, experiment: Experiment, trials: list[Tr
     return path
 
 
-def _trials_table(experiment: Experiment, trials: Sequence[Trial]) -> Table:
-    metric = summaries.objective_metric(experiment)
-    names = summaries.parameter_names(trials)
-    table = Table("TRIAL", "STATUS", *names, metric or "OBJECTIVE", title=f"experiment {_identity(experiment)[0]}")
-    for trial in trials:
-        table.add_row(
-            _trial_name(trial),
-            summaries.trial_condition(trial),
-            *(summaries.assignment(trial, n) for n in names),
-            summaries.trial_value(trial, metric),
-        )
+def _trials_table(experiment: Experiment, trials: Sequence[Trial], *, wide: bool = False) -> Table:
+    """Best first; each metric's value is the one its strategy picks (what the optimum is chosen by)."""
+    rows = summaries.trial_rows(experiment, trials)
+    metrics = summaries.metric_names(experiment)
+    shown = metrics if wide else metrics[:1]
+    names = list(rows[0].parameters) if rows else []
+    headers = [f"{m} ({summaries.strategy(experiment, m)})" for m in shown] or ["OBJECTIVE"]
+    extra = ("REASON", "STARTED", "COMPLETED") if wide else ()
+    table = Table("TRIAL", "STATUS", *names, *headers, *extra, title=f"experiment {_identity(experiment)[0]}")
+    for row in rows:
+        cells = [row.name, row.status, *(summaries.for_people(row.parameters[n]) for n in names)]
+        cells += [summaries.for_people(row.metrics.get(m, "")) for m in shown] or [""]
+        if wide:
+            cells += [escape(row.reason), row.start, row.completion]
+        table.add_row(*cells)
     return table
 
 

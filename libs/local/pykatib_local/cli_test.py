@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +74,35 @@ def test_run_prints_table_best_and_report_then_resumes_as_a_no_op(
     assert "Succeeded" in out
     assert pykatib(work, "get", "trials", "-e", "cli-stdout") == 0
     trial = next(w for w in capsys.readouterr().out.split() if w.startswith("cli-stdout-"))
+
+    # For programs: exact values, best first, read back with the standard library.
+    assert pykatib(work, "get", "trials", "-e", "cli-stdout", "-o", "csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 4
+    assert [float(r["loss"]) for r in rows] == sorted(float(r["loss"]) for r in rows)  # minimize: best first
+    with LocalSession(work) as session:
+        stored = {
+            t.metadata.name: t.status.observation.metrics[0].min  # the strategy (min) value, as stored
+            for t in session.store.list_trials("default", experiment="cli-stdout")
+            if t.metadata and t.status and t.status.observation and t.status.observation.metrics
+        }
+    assert {r["name"]: r["loss"] for r in rows} == stored
+    assert {r["status"] for r in rows} == {"Succeeded"}
+    assert pykatib(work, "get", "trials", "-e", "cli-stdout", "-o", "json") == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in records] == [r["name"] for r in rows]
+    assert [r["metrics"]["loss"] for r in records] == [float(r["loss"]) for r in rows]  # numbers, not strings
+    assert pykatib(work, "get", "trials", "-e", "cli-stdout", "-o", "yaml") == 0
+    assert yaml.safe_load(capsys.readouterr().out) == records
+    assert pykatib(work, "get", "experiments", "-o", "json") == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert (summary["name"], summary["status"], summary["succeeded"]) == ("cli-stdout", "Succeeded", 4)
+    assert summary["bestTrial"] == rows[0]["name"]
+    assert summary["bestValue"] == float(rows[0]["loss"])
+    assert pykatib(work, "get", "trials", "-e", "cli-stdout", "-o", "wide") == 0
+    wide = capsys.readouterr().out
+    assert "loss (min)" in wide
+    assert "REASON" in wide
     assert pykatib(work, "describe", "trial", trial) == 0
     out = capsys.readouterr().out
     assert "kind: Trial" in out
