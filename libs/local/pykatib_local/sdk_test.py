@@ -82,3 +82,40 @@ def test_a_typo_in_an_experiment_is_an_error_naming_it(tmp_path: Path) -> None:
     ):
         client.create_experiment(body)
     assert [e.metadata.name for e in client.list_experiments() if e.metadata] == ["typo-source"]
+
+
+def typed(parameters):  # type: ignore[no-untyped-def]
+    import pykatib as katib
+
+    kinds = {name: type(value).__name__ for name, value in parameters.items()}
+    assert kinds == {
+        "lr": "float",
+        "layers": "int",
+        "batch": "int",
+        "scale": "float",
+        "opt": "str",
+        "epochs": "int",
+    }, kinds
+    katib.report_metrics({"loss": parameters["lr"] * parameters["layers"] + float(parameters["lr"])})
+
+
+def test_the_objective_gets_numbers_for_numeric_parameters(tmp_path: Path) -> None:
+    client = katib.KatibClient(backend=LocalBackendConfig(workdir=tmp_path / "work"))
+    client.tune(
+        name="typed",
+        objective=typed,
+        parameters={
+            "lr": katib.search.double(0.01, 0.1),
+            "layers": katib.search.int(1, 3),
+            "batch": katib.search.discrete([16, 32]),
+            "scale": katib.search.discrete([0.5, 2]),
+            "opt": katib.search.categorical(["adam", "sgd"]),
+            "epochs": 2,  # a fixed input keeps its type
+        },
+        objective_metric_name="loss",
+        max_trial_count=2,
+        parallel_trial_count=2,
+        metrics_collector_config={"kind": "Push"},
+    )
+    client.wait_for_experiment_condition("typed", polling_interval=0.2)
+    assert client.get_experiment("typed").status.trials_succeeded == 2  # type: ignore[union-attr]

@@ -89,7 +89,7 @@ def build_experiment(
         spec.name = key
         specs.append(spec)
         trial_parameters.append(TrialParameterSpec(name=key, reference=key))
-        inputs[key] = f"${{trialParameters.{key}}}"
+        inputs[key] = _Typed(_typed_expression(spec, f"${{trialParameters.{key}}}"))
 
     distributed = _is_trainer_resources(resources_per_trial) and (
         resources_per_trial.num_workers > 1 or resources_per_trial.num_procs_per_worker > 1
@@ -242,10 +242,36 @@ def _install_unless_importable(module: str, packages: Sequence[str], index_urls:
     return f"\nif ! python3 -c 'import {module}' >/dev/null 2>&1; then{_pip_install(packages, index_urls)}fi\n"
 
 
+class _Typed(str):
+    """Python source for a parameter's value in the trial script (its ``repr`` is the source itself)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _typed_expression(spec: ParameterSpec, placeholder: str) -> str:
+    """The objective gets numbers, not Katib's strings: ``int``/``double`` as ``int``/``float``,
+    ``discrete`` as ints when every value is one (else floats), ``categorical`` as the strings it
+    holds. A difference from kubeflow-katib (which passes strings), harmless to code calling
+    ``float()`` on them (docs/sdk.md#typed-parameters)."""
+    kind = spec.parameter_type
+    literal = repr(placeholder)
+    if kind == constants.ParameterType.INT:
+        return f"int({literal})"
+    if kind == constants.ParameterType.DOUBLE:
+        return f"float({literal})"
+    if kind == constants.ParameterType.DISCRETE:
+        values = (spec.feasible_space.list if spec.feasible_space else None) or []
+        whole = bool(values) and all(v.strip().lstrip("+-").isdigit() for v in values)
+        return f"{'int' if whole else 'float'}({literal})"
+    return literal
+
+
 def _exec_script(objective: Callable[..., Any], inputs: Mapping[str, Any], entrypoint: str) -> str:
     source = textwrap.dedent(inspect.getsource(objective))
     _check_free_names(objective, source)
-    code = f"{source}\n{objective.__name__}({dict(inputs)})\n"
+    arguments = ", ".join(f"{key!r}: {value!r}" for key, value in inputs.items())
+    code = f"{source}\n{objective.__name__}({{{arguments}}})\n"
     return (
         "\nprogram_path=$(mktemp -d)\n"
         f"read -r -d '' SCRIPT << EOM\n\n{code}\nEOM\n"
