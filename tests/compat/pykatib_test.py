@@ -191,6 +191,12 @@ def test_tune_builds_the_official_experiment(recorder: str, arguments: Callable[
     for parameter in expected["spec"]["parameters"]:
         if parameter["parameterType"] == "categorical":
             parameter["feasibleSpace"] = {"list": parameter["feasibleSpace"].pop("distribution")}
+    # Difference 3: the objective gets numbers (docs/sdk.md#typed-parameters).
+    for container in containers(expected):
+        for parameter in expected["spec"]["parameters"]:
+            placeholder = repr("${trialParameters." + parameter["name"] + "}")
+            if "args" in container:
+                container["args"] = [a.replace(placeholder, typed(parameter, placeholder)) for a in container["args"]]
     # Difference 2: Push without packages_to_install installs pykatib only where it is missing.
     if arguments(official.search).get("packages_to_install") is None and ours["spec"]["metricsCollectorSpec"] == {
         "collector": {"kind": "Push"}
@@ -201,6 +207,19 @@ def test_tune_builds_the_official_experiment(recorder: str, arguments: Callable[
             assert f"pykatib=={katib.__version__}\n" in guard
             mine["args"] = ["\nprogram_path" + rest]
     assert_same(ours, expected)
+
+
+def typed(parameter: dict[str, Any], placeholder: str) -> str:
+    """How our script hands a parameter to the objective."""
+    kind = parameter["parameterType"]
+    if kind == "int":
+        return f"int({placeholder})"
+    if kind == "double":
+        return f"float({placeholder})"
+    if kind == "discrete":
+        values = parameter["feasibleSpace"]["list"]
+        return f"{'int' if all(v.lstrip('+-').isdigit() for v in values) else 'float'}({placeholder})"
+    return placeholder
 
 
 def assert_same(ours: Any, theirs: Any, path: str = "") -> None:

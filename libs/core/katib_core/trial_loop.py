@@ -11,7 +11,6 @@ repeats work and never corrupts status; a DB-manager outage delays status and ne
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -21,8 +20,6 @@ from katib_core.errors import StorageError
 from katib_core.events import Event
 from katib_core.models import Trial, TrialStatus
 from katib_core.trial_reconcile import FinalizerAction, JobAction
-
-log = logging.getLogger(__name__)
 
 #: Push: if storing the sentinel row fails, look again after this long (Katib: 1 s).
 SENTINEL_RETRY_SECONDS: Final = 1.0
@@ -68,6 +65,8 @@ class TrialPass:
 
     trial: Trial
     requeue_after: float | None = None
+    #: Why the pass stopped short (the sentinel row not stored yet), for the adapter's log.
+    problem: str | None = None
 
 
 def sentinel_key(trial: Trial) -> str | None:
@@ -105,8 +104,7 @@ def run_pass(trial: Trial, port: TrialPort, logs: MetricLogPort, *, now: str) ->
         try:
             logs.report(name, update.sentinel, key=sentinel_key(trial))
         except StorageError as exc:
-            log.info("trial %s: sentinel not stored (%s); retry in %.0fs", name, exc, SENTINEL_RETRY_SECONDS)
-            return TrialPass(trial, requeue_after=SENTINEL_RETRY_SECONDS)
+            return TrialPass(trial, SENTINEL_RETRY_SECONDS, f"sentinel not stored ({exc}); retry in 1s")
     if _changed(trial.status, update.status):
         trial = port.save_status(trial, update.status)
     for event in update.events:

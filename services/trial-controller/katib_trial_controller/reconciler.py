@@ -60,6 +60,8 @@ class TrialReconciler:
         if trial is None or self._trials.raw(key) is None:
             return Result()
         done = trial_loop.run_pass(trial, self, self._logs, now=self._now())
+        if done.problem is not None:
+            log.info("trial %s/%s: %s", key[0], key[1], done.problem)
         return Result(requeue_after=done.requeue_after)
 
     # -- trial_loop.TrialPort ----------------------------------------------------------------
