@@ -9,8 +9,10 @@ its experiment to finish; Ctrl-C stops the trials and leaves a state that a reru
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,8 @@ from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
 from pykatib.backends import register_backend
 from pykatib.backends._base import Backend
-from pykatib_local import containers
+from pykatib_local import containers, summaries
+from pykatib_local.progress import ProgressView
 from pykatib_local.session import LocalSession, default_workdir
 
 if TYPE_CHECKING:
@@ -36,10 +39,14 @@ class LocalBackend(Backend):
     #: Trial processes get this interpreter and its import path: no pip, no import probe per trial.
     trials_have_pykatib = True
     explains_outcomes = True
+    default_wait_timeout = None
+    #: A finished trial shows within this long (the runner publishes every pass; a look costs no I/O).
+    max_polling_interval = 0.2
 
     def __init__(self, config: LocalBackendConfig, *, session: LocalSession | None = None) -> None:
         self.namespace = config.namespace or "default"
-        self.session = session or shared_session(config.workdir, config.db_url, push_auth=config.push_auth)
+        workdir = None if config.workdir is None else Path(config.workdir)
+        self.session = session or shared_session(workdir, config.db_url, push_auth=config.push_auth)
         self._store = self.session.store
 
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
@@ -81,6 +88,30 @@ class LocalBackend(Backend):
 
     def list_trials(self, namespace: str, experiment_name: str | None, timeout: float) -> list[Trial]:
         return self._store.list_trials(namespace, experiment=experiment_name)
+
+    @contextlib.contextmanager
+    def progress(self, name: str, namespace: str) -> Iterator[Callable[[], None]]:
+        with ProgressView(name) as view:
+
+            def tick() -> None:
+                latest = self.session.latest(namespace, name)
+                if latest is not None:
+                    view.show(latest)
+
+            yield tick
+            tick()
+
+    def interrupt(self, name: str, namespace: str) -> str | None:
+        if not self.session.is_running(namespace, name):
+            return None
+        self.session.stop(namespace, name)
+        experiment = self._store.get(Experiment, namespace, name)
+        counts = summaries.counts(experiment, self._store.list_trials(namespace, experiment=name))
+        budget = "" if counts.budget is None else f" of {counts.budget}"
+        return (
+            f"experiment {namespace}/{name} stopped after {counts.done}{budget} trials; its state is in"
+            f" {self.session.workdir}; tune(..., load_if_exists=True) resumes it"
+        )
 
     def get_trial_metrics(self, name: str, db_manager_address: str | None, timeout: float) -> list[_wire.MetricLog]:
         return self.session.db.get(name, timeout=timeout)

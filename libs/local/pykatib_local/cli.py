@@ -25,14 +25,13 @@ import pydantic
 import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from katib_core import constants, validation
 from katib_core.errors import AlreadyExistsError, NotFoundError, ValidationError
 from katib_core.models import Experiment, Trial, first_error
 from pykatib_local import backend, listing, report, summaries
-from pykatib_local.runner import Progress as RunProgress
+from pykatib_local.progress import ProgressView
 from pykatib_local.session import LocalSession, default_workdir
 
 _console = Console(stderr=True)
@@ -196,22 +195,8 @@ def _drive(session: LocalSession, namespace: str, name: str, stop: threading.Eve
     if quiet:
         session.run(namespace, name, stop=stop)
         return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=_console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(name, total=None, detail="")
-
-        def show(progress: RunProgress) -> None:
-            counts = summaries.counts(progress.experiment, progress.trials)
-            bar.update(task, total=counts.budget, completed=counts.done, detail=counts.line)
-
-        session.run(namespace, name, stop=stop, on_progress=show)
+    with ProgressView(name, console=_console) as view:
+        session.run(namespace, name, stop=stop, on_progress=view.show)
 
 
 def load_experiment(path: Path) -> Experiment:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import pykatib as katib
 import pykatib_local.backend  # noqa: F401  (registers backend='local'; the wheel's entry point does it when installed)
+from katib_core.errors import AlreadyExistsError
 from pykatib.backends import LocalBackendConfig
+from pykatib_local.cli_test import _alive
 
 
 def broken(parameters):  # type: ignore[no-untyped-def]
@@ -119,3 +128,168 @@ def test_the_objective_gets_numbers_for_numeric_parameters(tmp_path: Path) -> No
     )
     client.wait_for_experiment_condition("typed", polling_interval=0.2)
     assert client.get_experiment("typed").status.trials_succeeded == 2  # type: ignore[union-attr]
+
+
+def slow(parameters):  # type: ignore[no-untyped-def]
+    import time
+
+    import pykatib as katib
+
+    time.sleep(1.5)
+    katib.report_metrics({"loss": parameters["lr"]})
+
+
+def tune_slow(client: katib.KatibClient, *, load_if_exists: bool = False, trials: int = 4) -> None:
+    client.tune(
+        name="slow",
+        objective=slow,
+        parameters={"lr": katib.search.double(0.01, 0.1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=trials,
+        parallel_trial_count=2,
+        metrics_collector_config={"kind": "Push"},
+        load_if_exists=load_if_exists,
+    )
+
+
+def test_a_stopped_wait_stops_the_trials_and_load_if_exists_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = katib.KatibClient(backend=LocalBackendConfig(workdir=tmp_path / "work"))
+    tune_slow(client)
+    with pytest.raises(TimeoutError):
+        client.wait_for_experiment_condition("slow", timeout=0.5)
+    err = capsys.readouterr().err
+    (line,) = (line for line in err.splitlines() if "stopped after" in line)
+    assert "tune(..., load_if_exists=True) resumes it" in line
+    with pytest.raises(AlreadyExistsError, match="already exists"):
+        tune_slow(client)  # as upstream: a name is taken
+    tune_slow(client, load_if_exists=True)
+    done = client.wait_for_experiment_condition("slow")  # no timeout in local mode
+    assert done.status is not None
+    assert done.status.trials_succeeded == 4
+    out = capsys.readouterr().err
+    finished = [line for line in out.splitlines() if " trial slow-" in line]
+    assert len(finished) >= 1  # not a terminal: one line per finished trial, with its value
+    assert all("Succeeded loss=" in line for line in finished)
+
+
+def test_load_if_exists_refuses_another_spec_naming_the_field(tmp_path: Path) -> None:
+    client = katib.KatibClient(backend=LocalBackendConfig(workdir=tmp_path / "work"))
+    tune_slow(client, trials=2)
+    client.wait_for_experiment_condition("slow")
+    with pytest.raises(ValueError, match=r"spec\.algorithm\.algorithmName"):
+        client.tune(
+            name="slow",
+            objective=slow,
+            parameters={"lr": katib.search.double(0.01, 0.1)},
+            objective_metric_name="loss",
+            objective_type="minimize",
+            algorithm_name="tpe",
+            max_trial_count=2,
+            parallel_trial_count=2,
+            metrics_collector_config={"kind": "Push"},
+            load_if_exists=True,
+        )
+    unchanged = client.tune(
+        name="slow",
+        objective=slow,
+        parameters={"lr": katib.search.double(0.01, 0.1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=2,
+        parallel_trial_count=2,
+        metrics_collector_config={"kind": "Push"},
+        load_if_exists=True,
+    )
+    assert unchanged.status is not None
+    assert unchanged.status.trials_succeeded == 2
+
+
+USER_SCRIPT = """
+import sys
+import pykatib as katib
+import pykatib_local.backend
+from pykatib.backends import LocalBackendConfig
+
+
+def train(parameters):
+    import os, time
+    import pykatib as katib
+    with open(os.environ["PIDS"], "a") as out:
+        out.write(f"{os.getpid()}\\\\n")
+    time.sleep(float(os.environ["NAP"]))
+    katib.report_metrics({"loss": parameters["lr"]})
+
+
+client = katib.KatibClient(backend=LocalBackendConfig(workdir=sys.argv[1]))
+client.tune(
+    name="script",
+    objective=train,
+    parameters={"lr": katib.search.double(0.01, 0.1)},
+    objective_metric_name="loss",
+    objective_type="minimize",
+    max_trial_count=3,
+    parallel_trial_count=2,
+    metrics_collector_config={"kind": "Push"},
+    load_if_exists=True,
+)
+best = client.wait_for_experiment_condition("script")
+print("best", client.get_optimal_hyperparameters("script").best_trial_name)
+"""
+
+
+def test_ctrl_c_in_a_users_script_under_a_terminal_prints_one_line_and_a_rerun_resumes(tmp_path: Path) -> None:
+    script, work, pids = tmp_path / "tune_me.py", tmp_path / "work", tmp_path / "pids"
+    script.write_text(USER_SCRIPT)
+    env = {**os.environ, "PIDS": str(pids), "NAP": "60", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env.pop("TERM", None)
+    primary, secondary = pty.openpty()  # a terminal, as a user's shell gives: the live bar, then Ctrl-C
+    run = subprocess.Popen(
+        [sys.executable, str(script), str(work)], env=env, stdin=secondary, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    output = bytearray()
+
+    def drain(until: float) -> None:
+        while time.monotonic() < until:
+            ready, _, _ = select.select([primary], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:  # the process closed the terminal
+                    return
+                if not chunk:
+                    return
+                output.extend(chunk)
+            elif run.poll() is not None:
+                return
+
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and len(pids.read_text().split()) == 2):
+        assert run.poll() is None, output.decode(errors="replace")
+        assert time.monotonic() < deadline, "the trials never started"
+        drain(time.monotonic() + 0.1)
+    run.send_signal(signal.SIGINT)
+    drain(time.monotonic() + 30)
+    run.wait(timeout=30)
+    os.close(primary)
+    text = output.decode(errors="replace")
+    assert run.returncode != 0
+    assert text.count("stopped after") == 1, text
+    assert "load_if_exists=True" in text
+    for noise in ("RpcError", "cannot schedule new futures", "Exception ignored", "Error in atexit"):
+        assert noise not in text, text
+    assert text.count("Traceback") <= 1, text  # Python's own KeyboardInterrupt report at most
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), f"trial process {pid} survived Ctrl-C"
+
+    env["NAP"] = "0"
+    again = subprocess.run(
+        [sys.executable, str(script), str(work)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert "best script-" in again.stdout
+    client = katib.KatibClient(backend=LocalBackendConfig(workdir=work))
+    assert len(client.list_trials("script")) == 3  # resumed: no trial run twice, none lost

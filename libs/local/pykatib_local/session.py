@@ -66,6 +66,8 @@ class LocalSession:
         self.gpus = gpus.GpuPool(gpus.detect())
         self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.Lock()
+        #: The last pass of each running Experiment, for waits that show progress without reading the store.
+        self._latest: dict[tuple[str, str], Progress] = {}
         self._closed = False
 
     def trial_token(self, namespace: str, trial: str) -> str | None:
@@ -146,9 +148,16 @@ class LocalSession:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def latest(self, namespace: str, name: str) -> Progress | None:
+        """The Experiment and its Trials after the last pass of its runner in this session (None: none yet)."""
+        return self._latest.get((namespace, name))
+
     def _run_logged(self, namespace: str, name: str, stop: threading.Event) -> None:
+        def publish(progress: Progress) -> None:
+            self._latest[(namespace, name)] = progress
+
         try:
-            self.run(namespace, name, stop=stop)
+            self.run(namespace, name, stop=stop, on_progress=publish)
         except Exception:
             _log.exception("local experiment %s/%s stopped with an error", namespace, name)
 

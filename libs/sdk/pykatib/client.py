@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from katib_core import constants, trial_conditions, validation
-from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError
+from katib_core import constants, defaulting, trial_conditions, validation
+from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError, ValidationError
 from katib_core.models import Condition, Experiment, OptimalTrial, Suggestion, Trial
 from pykatib import _openapi, _tuning, _wire, backends
 from pykatib._reporting import DEFAULT_TIMEOUT
@@ -122,6 +123,7 @@ class KatibClient:
         pip_index_urls: Sequence[str] | None = _tuning.DEFAULT_PIP_INDEX_URLS,
         metrics_collector_config: Mapping[str, Any] = _STDOUT,
         trial_active_deadline_seconds: int | None = None,
+        load_if_exists: bool = False,
     ) -> Experiment:
         """Create an Experiment that tunes ``objective(parameters)`` over a search space.
 
@@ -136,6 +138,10 @@ class KatibClient:
             objective: function taking one dict of parameters; its source runs in each trial.
             parameters: name → ``katib.search.*`` value (tuned) or any other value (passed as is).
             metrics_collector_config: ``{"kind": "StdOut"}`` (default) or ``{"kind": "Push"}``.
+            load_if_exists: if an Experiment of this name exists, resume it instead of failing (as
+                Optuna's ``create_study(load_if_exists=True)``): only the trial counts may differ
+                (raising ``max_trial_count`` continues a finished LongRunning Experiment); any other
+                difference is a ``ValueError`` naming it. A pykatib extension.
             (others: as kubeflow-katib.)
 
         Returns:
@@ -180,7 +186,31 @@ class KatibClient:
             metrics_collector_config=metrics_collector_config,
             trial_active_deadline_seconds=trial_active_deadline_seconds,
         )
+        if load_if_exists:
+            try:
+                stored = self.backend.get_experiment(name, namespace or self.namespace, DEFAULT_TIMEOUT)
+            except NotFoundError:
+                pass
+            else:
+                return self._resume(stored, experiment)
         return self.create_experiment(experiment, namespace)
+
+    def _resume(self, stored: Experiment, wanted: Experiment) -> Experiment:
+        """``stored`` with ``wanted``'s trial counts; any other difference of their specs is refused."""
+        meta = stored.metadata
+        name, namespace = (meta.name if meta else None) or "", (meta.namespace if meta else None) or self.namespace
+        old = defaulting.default_experiment(stored).to_api().get("spec") or {}
+        new = defaulting.default_experiment(wanted).to_api().get("spec") or {}
+        differing = [path for path in _differences(old, new, "spec") if path.split(".")[1] not in _COUNTS]
+        if differing:
+            raise ValidationError(
+                differing[0],
+                f"Experiment {namespace}/{name} exists with another {differing[0]}; load_if_exists resumes it only"
+                " with the same spec (the trial counts may change): rename it or delete it first",
+            )
+        counts = {key: new.get(key) for key in _COUNTS if new.get(key) is not None and new.get(key) != old.get(key)}
+        with _failures("resume", f"Katib Experiment: {namespace}/{name}"):
+            return self.backend.patch_experiment(name, namespace, {"spec": counts}, DEFAULT_TIMEOUT)
 
     def get_experiment(self, name: str, namespace: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> Experiment:
         """The Experiment ``name``. Raises TimeoutError, or RuntimeError (also when it does not exist)."""
@@ -266,11 +296,16 @@ class KatibClient:
         name: str,
         namespace: str | None = None,
         expected_condition: str = _Condition.SUCCEEDED,
-        timeout: int = 600,
+        timeout: float | None = None,
         polling_interval: float = 15,
         apiserver_timeout: int = DEFAULT_TIMEOUT,
     ) -> Experiment:
         """Poll until the Experiment has ``expected_condition`` (default Succeeded); return it.
+
+        ``timeout`` defaults to 600 s on a cluster (as kubeflow-katib) and to no limit in local
+        mode, where the experiment runs in this process. Local mode shows progress while it waits
+        (a live bar in a terminal or notebook, a line per finished trial otherwise), looks at least
+        every 0.2 s, and on Ctrl-C or an error stops its trials with one line saying how to resume.
 
         Raises:
             RuntimeError: the Experiment Failed (unless waiting for Failed), or could not be read.
@@ -279,29 +314,43 @@ class KatibClient:
         namespace = namespace or self.namespace
         if expected_condition not in tuple(_Condition):
             raise ValueError(f"expected_condition {expected_condition!r} must be one of {[str(c) for c in _Condition]}")
-        deadline = time.monotonic() + timeout
-        while True:
-            experiment = self.get_experiment(name, namespace, apiserver_timeout)
-            status = experiment.status
-            if status is not None and status.has_condition(expected_condition):
-                if expected_condition == _Condition.SUCCEEDED and self.backend.explains_outcomes:
-                    self._explain_outcome(experiment, namespace, apiserver_timeout)
-                return experiment
-            if status is not None and status.has_condition(_Condition.FAILED):
-                failure = None
-                if self.backend.explains_outcomes:
-                    trials = self.backend.list_trials(namespace, name, apiserver_timeout)
-                    failure = trial_conditions.first_failure(trials)
-                why = f" First failed trial {failure[0]}: {failure[1]}." if failure else ""
-                raise RuntimeError(
-                    f"Experiment: {namespace}/{name} is Failed.{why} Experiment conditions: {status.conditions}"
-                )
-            _log.debug("waiting for experiment %s/%s to reach %s", namespace, name, expected_condition)
-            if time.monotonic() + polling_interval > deadline:
-                raise TimeoutError(
-                    f"Timeout waiting for Experiment: {namespace}/{name} to reach {expected_condition} state"
-                )
-            time.sleep(polling_interval)
+        limit = timeout if timeout is not None else self.backend.default_wait_timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        interval = min(polling_interval, self.backend.max_polling_interval or polling_interval)
+        try:
+            with self.backend.progress(name, namespace) as tick:
+                while True:
+                    experiment = self.get_experiment(name, namespace, apiserver_timeout)
+                    tick()
+                    if self._reached(experiment, namespace, expected_condition, apiserver_timeout):
+                        return experiment
+                    _log.debug("waiting for experiment %s/%s to reach %s", namespace, name, expected_condition)
+                    if deadline is not None and time.monotonic() + interval > deadline:
+                        raise TimeoutError(
+                            f"Timeout waiting for Experiment: {namespace}/{name} to reach {expected_condition} state"
+                        )
+                    time.sleep(interval)
+        except (KeyboardInterrupt, TimeoutError):
+            note = self.backend.interrupt(name, namespace)
+            if note is not None:
+                print(note, file=sys.stderr)
+            raise
+
+    def _reached(self, experiment: Experiment, namespace: str, expected: str, timeout: float) -> bool:
+        """Whether the wait is over; RuntimeError if the Experiment Failed while waiting for another condition."""
+        name = (experiment.metadata.name if experiment.metadata else None) or ""
+        status = experiment.status
+        if status is not None and status.has_condition(expected):
+            if expected == _Condition.SUCCEEDED and self.backend.explains_outcomes:
+                self._explain_outcome(experiment, namespace, timeout)
+            return True
+        if status is not None and status.has_condition(_Condition.FAILED):
+            failure = None
+            if self.backend.explains_outcomes:
+                failure = trial_conditions.first_failure(self.backend.list_trials(namespace, name, timeout))
+            why = f" First failed trial {failure[0]}: {failure[1]}." if failure else ""
+            raise RuntimeError(f"Experiment: {namespace}/{name} is Failed.{why} Experiment conditions: {status.conditions}")
+        return False
 
     def _explain_outcome(self, experiment: Experiment, namespace: str, timeout: float) -> None:
         """Katib calls a run whose trials all failed Succeeded (its budget is spent); say so loudly."""
@@ -426,6 +475,17 @@ class KatibClient:
             return self.backend.get_trial_metrics(name, db_manager_address, timeout)
         except RpcError as exc:
             raise RuntimeError(f"Unable to get metrics for Trial {namespace}/{name}. Exception: {exc}") from exc
+
+
+#: What ``tune(load_if_exists=True)`` may change in an existing Experiment (Katib's update rules).
+_COUNTS = ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    """JSON paths where ``old`` and ``new`` differ (leaves and lists compared whole)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return [p for key in sorted(set(old) | set(new)) for p in _differences(old.get(key), new.get(key), f"{path}.{key}")]
+    return [] if old == new else [path]
 
 
 def _as_experiment(experiment: Any) -> Experiment:

@@ -52,9 +52,14 @@ class LocalBackendConfig:
     backend: ClassVar = "local"
 
     namespace: str | None = None
-    workdir: Path | None = None
+    #: A path or a string (``"./runs"``), as users write it.
+    workdir: Path | str | None = None
     db_url: str | None = None
     push_auth: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workdir is not None and not isinstance(self.workdir, Path):
+            object.__setattr__(self, "workdir", Path(self.workdir))
 
 
 BackendConfig = KubernetesBackendConfig | LocalBackendConfig

@@ -11,6 +11,8 @@ Contract (both backends; ``KatibClient`` maps these to upstream's messages):
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from katib_core.models import Experiment, Suggestion, Trial
@@ -28,6 +30,21 @@ class Backend(abc.ABC):
     #: and RuntimeError when none succeeded (local mode, where the user's script is the only window
     #: onto the run). The Kubernetes backend keeps upstream's plain return.
     explains_outcomes: bool = False
+    #: ``wait_for_experiment_condition``'s limit when the caller gives none (None: wait until it ends;
+    #: local mode, where the experiment runs in this process and a deadline would strand it).
+    default_wait_timeout: float | None = 600
+    #: The longest a wait sleeps between looks (None: the caller's ``polling_interval``).
+    max_polling_interval: float | None = None
+
+    def progress(self, name: str, namespace: str) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        """A view of the Experiment's progress while a wait runs: entering it returns ``tick``,
+        called after each look (the default shows nothing)."""
+        return contextlib.nullcontext(lambda: None)
+
+    def interrupt(self, name: str, namespace: str) -> str | None:
+        """A wait was interrupted (Ctrl-C, an error): stop what this process runs for the
+        Experiment, and say so in one line (None: nothing runs here; a cluster carries on)."""
+        return None
 
     @abc.abstractmethod
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
