@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent import futures
 from datetime import timedelta
 from typing import Any
@@ -37,6 +37,10 @@ _log = logging.getLogger(__name__)
 #: big trials) are not limited. ``--max-message-size`` changes it (docs/dbmanager.md).
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
 
+#: A call whose request message has not fully arrived after this many seconds is answered
+#: DEADLINE_EXCEEDED and its buffers freed (a 64 MiB request needs ~0.6 MB/s to make it).
+DEFAULT_READ_TIMEOUT = 120.0
+
 
 class DBManagerServer:
     """A DB manager over ``store``; ``port``/``address`` are known once ``start`` returns.
@@ -57,6 +61,7 @@ class DBManagerServer:
         report_key_ttl: timedelta = timedelta(hours=24),
         reuse_port: bool = False,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         authenticator: Authenticator | None = None,
         tls: ServerTLS | None = None,
     ) -> None:
@@ -67,6 +72,7 @@ class DBManagerServer:
         self.port = 0
         self.address = ""
         self._writers = writers
+        self._read_timeout = read_timeout
         self._options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", -1),
@@ -130,7 +136,7 @@ class DBManagerServer:
         servicer = DBManagerServicer(
             store=self.store, committer=self.committer, readers=self._readers, authenticator=self._authenticator
         )
-        _add_dbmanager(servicer, server)
+        _add_dbmanager(servicer, server, self._read_timeout)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         service_names = (
             api_pb2.DESCRIPTOR.services_by_name["DBManager"].full_name,
@@ -169,12 +175,16 @@ class DBManagerServer:
         self._loop.close()
 
 
-def _add_dbmanager(servicer: DBManagerServicer, server: grpc.aio.Server) -> None:
-    """Register the DBManager RPCs, parsing requests ourselves.
+def _add_dbmanager(servicer: DBManagerServicer, server: grpc.aio.Server, read_timeout: float) -> None:
+    """Register the DBManager RPCs as request-streaming handlers that parse requests themselves.
 
-    With grpc's own deserializer an undecodable request fails as INTERNAL ("Exception
-    deserializing request!"); parsing in the handler turns it into INVALID_ARGUMENT that says
-    which message was expected.
+    The wire is the same as a unary call's, but grpcio's own unary path never answers a call
+    whose request message is missing or cut short (no DATA, a short length prefix, a body
+    shorter than its prefix): it drops the call unanswered and its memory stays held until the
+    client goes away. Reading the request ourselves lets every such call end with
+    INVALID_ARGUMENT, and a request that has not arrived after ``read_timeout`` seconds with
+    DEADLINE_EXCEEDED. Parsing here also turns an undecodable request into INVALID_ARGUMENT
+    naming the expected message (grpc's deserializer answers INTERNAL).
     """
     methods: dict[str, tuple[Callable[..., Awaitable[Message]], type[Message]]] = {
         "ReportObservationLog": (servicer.ReportObservationLog, api_pb2.ReportObservationLogRequest),
@@ -182,24 +192,45 @@ def _add_dbmanager(servicer: DBManagerServicer, server: grpc.aio.Server) -> None
         "DeleteObservationLog": (servicer.DeleteObservationLog, api_pb2.DeleteObservationLogRequest),
     }
     handlers = {
-        name: grpc.unary_unary_rpc_method_handler(_parsing(method, request_type), response_serializer=_serialize)
+        name: grpc.stream_unary_rpc_method_handler(
+            _parsing(method, request_type, read_timeout), response_serializer=_serialize
+        )
         for name, (method, request_type) in methods.items()
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(DBMANAGER_SERVICE, handlers),))
 
 
-def _parsing(method: Callable[..., Awaitable[Message]], request_type: type[Message]) -> Any:
-    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+def _parsing(method: Callable[..., Awaitable[Message]], request_type: type[Message], read_timeout: float) -> Any:
+    name = request_type.DESCRIPTOR.full_name
+
+    async def handle(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Message:
+        try:
+            raw = await asyncio.wait_for(_one_message(requests), read_timeout)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no complete {name} arrived within {read_timeout:g} s"
+            )
+        if raw is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the call carried no complete {name} (missing, or cut short: a length prefix of fewer than"
+                " 5 bytes or a body shorter than its prefix)",
+            )
+            raise AssertionError("abort raises")
         try:
             request = request_type.FromString(raw)
         except DecodeError as exc:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the request is not a valid {request_type.DESCRIPTOR.full_name}: {exc}",
-            )
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {name}: {exc}")
         return await method(request, context)
 
     return handle
+
+
+async def _one_message(requests: AsyncIterator[bytes]) -> bytes | None:
+    """The call's only message; None if none arrived complete (a second one is read and dropped)."""
+    async for raw in requests:
+        return raw
+    return None
 
 
 def _serialize(reply: Message) -> bytes:

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from katib_testsupport import rawgrpc
 
 from katib_api.v1beta1 import api_pb2, api_pb2_grpc
 from katib_dbmanager.server import DBManagerServer
@@ -309,3 +310,50 @@ def test_requests_over_the_size_limit_are_refused_before_they_are_stored(tmp_pat
         assert client.get("big") == []
         assert len(client.get("small")) == 500
         client.channel.close()
+
+
+REPORT_PATH = "/api.v1.beta1.DBManager/ReportObservationLog"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param([], id="no-message"),
+        pytest.param([b"\x00\x00\x00"], id="short-length-prefix"),
+        pytest.param([rawgrpc.frame(b"abcd", length=100)], id="body-shorter-than-its-prefix"),
+    ],
+)
+def test_calls_cut_short_at_the_framing_level_are_answered(tmp_path: Path, data: list[bytes]) -> None:
+    with DBManagerServer(open_store(f"sqlite:///{tmp_path}/katib.db")) as server:
+        answer = rawgrpc.call(server.address, REPORT_PATH, data, wait=20)
+        assert answer.status == grpc.StatusCode.INVALID_ARGUMENT.value[0], answer
+        assert "no complete api.v1.beta1.ReportObservationLogRequest" in answer.message
+        client = Client(server.address)
+        client.report("t", ("2024-01-01T00:00:00Z", "loss", "1"))  # the server still serves
+        assert len(client.get("t")) == 1
+        client.channel.close()
+
+
+def test_a_request_that_never_completes_is_answered_after_the_read_timeout(tmp_path: Path) -> None:
+    with DBManagerServer(open_store(f"sqlite:///{tmp_path}/katib.db"), read_timeout=0.5) as server:
+        half = rawgrpc.frame(b"abcd", length=100)
+        answer = rawgrpc.call(server.address, REPORT_PATH, [half], end_stream=False, wait=20)
+        assert answer.status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0], answer
+        assert "within 0.5 s" in answer.message
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "message"),
+    [
+        ([rawgrpc.frame(b"abcd", compressed=True)], [], "Compression bit set"),
+        ([rawgrpc.frame(b"")], [("grpc-timeout", "xyz")], "grpc-timeout"),
+    ],
+)
+def test_errors_grpc_core_answers_before_the_handler_are_internal(
+    tmp_path: Path, data: list[bytes], headers: list[tuple[str, str]], message: str
+) -> None:
+    """grpcio decides these (no handler runs): INTERNAL with its message (docs/dbmanager.md)."""
+    with DBManagerServer(open_store(f"sqlite:///{tmp_path}/katib.db")) as server:
+        answer = rawgrpc.call(server.address, REPORT_PATH, data, headers=headers, wait=20)
+        assert answer.status == grpc.StatusCode.INTERNAL.value[0], answer
+        assert message in answer.message
