@@ -41,7 +41,7 @@ def main() -> int:
         parallel_trial_count=2,
         metrics_collector_config={"kind": "Push"},
     )
-    client.wait_for_experiment_condition(name, timeout=600, polling_interval=1)
+    client.wait_for_experiment_condition(name)  # shows progress; Ctrl-C stops it, resumable
     best = client.get_optimal_hyperparameters(name)
     if best is None:
         print("no trial reported its objective", file=sys.stderr)

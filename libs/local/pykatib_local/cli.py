@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from katib_core import constants, validation
+from katib_core import constants, trial_results, validation
 from katib_core.errors import AlreadyExistsError, NotFoundError, ValidationError
 from katib_core.models import Experiment, Trial, first_error
 from pykatib_local import backend, listing, report, summaries
@@ -242,7 +242,7 @@ def _get(args: argparse.Namespace) -> int:
             if args.output in ("table", "wide"):
                 _out.print(_trials_table(experiment, trials, wide=args.output == "wide"))
                 return 0
-            rows = summaries.trial_rows(experiment, trials)
+            rows = trial_results.trial_rows(experiment, trials)
             records = [listing.trial_csv_row(r) if args.output == "csv" else listing.trial_record(r) for r in rows]
             _print_raw(listing.render(records, args.output))
             return 0
@@ -252,7 +252,7 @@ def _get(args: argparse.Namespace) -> int:
                 "experiment": ((trial.metadata.labels if trial.metadata else None) or {}).get(
                     constants.EXPERIMENT_LABEL, ""
                 ),
-                "status": summaries.trial_condition(trial),
+                "status": trial_results.trial_condition(trial),
             }
             for trial in trials
         ]
@@ -361,11 +361,11 @@ def _write_report(session: LocalSession, experiment: Experiment, trials: list[Tr
 
 def _trials_table(experiment: Experiment, trials: Sequence[Trial], *, wide: bool = False) -> Table:
     """Best first; each metric's value is the one its strategy picks (what the optimum is chosen by)."""
-    rows = summaries.trial_rows(experiment, trials)
-    metrics = summaries.metric_names(experiment)
+    rows = trial_results.trial_rows(experiment, trials)
+    metrics = trial_results.metric_names(experiment)
     shown = metrics if wide else metrics[:1]
     names = list(rows[0].parameters) if rows else []
-    headers = [f"{m} ({summaries.strategy(experiment, m)})" for m in shown] or ["OBJECTIVE"]
+    headers = [f"{m} ({trial_results.strategy(experiment, m)})" for m in shown] or ["OBJECTIVE"]
     extra = ("REASON", "STARTED", "COMPLETED") if wide else ()
     table = Table("TRIAL", "STATUS", *names, *headers, *extra, title=f"experiment {_identity(experiment)[0]}")
     for row in rows:

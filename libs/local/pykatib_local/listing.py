@@ -15,20 +15,12 @@ from typing import Any
 
 import yaml
 
-from katib_core import aggregation
+from katib_core import trial_results
 from katib_core.models import Experiment
 from pykatib_local import summaries
 
 #: ``-o`` choices; ``table`` and ``wide`` are printed by the CLI with rich.
 FORMATS = ("table", "wide", "json", "yaml", "csv")
-
-
-def typed(value: str) -> Any:
-    """A stored string as JSON would want it: an int, a float, or the string itself."""
-    if value.lstrip("+-").isdigit():
-        return int(value)
-    number = aggregation.parse_number(value)
-    return value if number is None else number
 
 
 def experiment_record(experiment: Experiment) -> dict[str, Any]:
@@ -40,7 +32,7 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
         "namespace": (meta.namespace if meta else None) or "",
         "status": summaries.condition(experiment),
         "algorithm": algorithm or "",
-        "objective": summaries.objective_metric(experiment),
+        "objective": trial_results.objective_metric(experiment),
         "maxTrialCount": spec.max_trial_count if spec else None,
         "trials": (status.trials if status else 0) or 0,
         "succeeded": (status.trials_succeeded if status else 0) or 0,
@@ -48,25 +40,25 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
         "metricsUnavailable": (status.trial_metrics_unavailable if status else 0) or 0,
         "running": (status.trials_running if status else 0) or 0,
         "bestTrial": summaries.best_trial(experiment),
-        "bestValue": typed(best) if best else None,
+        "bestValue": trial_results.typed(best) if best else None,
         "startTime": (status.start_time if status else None) or "",
         "completionTime": (status.completion_time if status else None) or "",
     }
 
 
-def trial_record(row: summaries.TrialRow) -> dict[str, Any]:
+def trial_record(row: trial_results.TrialRow) -> dict[str, Any]:
     return {
         "name": row.name,
         "status": row.status,
-        "parameters": {k: typed(v) for k, v in row.parameters.items()},
-        "metrics": {k: typed(v) if v else None for k, v in row.metrics.items()},
+        "parameters": {k: trial_results.typed(v) for k, v in row.parameters.items()},
+        "metrics": {k: trial_results.typed(v) if v else None for k, v in row.metrics.items()},
         "reason": row.reason,
         "startTime": row.start,
         "completionTime": row.completion,
     }
 
 
-def trial_csv_row(row: summaries.TrialRow) -> dict[str, str]:
+def trial_csv_row(row: trial_results.TrialRow) -> dict[str, str]:
     """One CSV line: parameters and metrics flattened to columns, exact strings."""
     return {
         "name": row.name,
@@ -95,4 +87,4 @@ def render(records: Sequence[Mapping[str, Any]], fmt: str) -> str:
     raise ValueError(f"-o {fmt}: expected one of {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "experiment_record", "render", "trial_csv_row", "trial_record", "typed"]
+__all__ = ["FORMATS", "experiment_record", "render", "trial_csv_row", "trial_record"]

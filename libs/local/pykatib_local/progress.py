@@ -11,8 +11,9 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from katib_core import trial_results
 from pykatib_local import summaries
 from pykatib_local.runner import Progress as RunProgress
 
@@ -27,7 +28,7 @@ class ProgressView:
         self._console = console or Console(stderr=True)
         self._live = self._console.is_terminal or self._console.is_jupyter
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._reported: set[str] = set()
 
     def __enter__(self) -> ProgressView:
@@ -57,13 +58,13 @@ class ProgressView:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, total=counts.budget, completed=counts.done, detail=counts.line)
             return
-        metric = summaries.objective_metric(progress.experiment)
+        metric = trial_results.objective_metric(progress.experiment)
         for trial in progress.trials:
             name = (trial.metadata.name if trial.metadata else None) or ""
-            if name in self._reported or summaries.trial_condition(trial) not in _FINISHED:
+            if name in self._reported or trial_results.trial_condition(trial) not in _FINISHED:
                 continue
             self._reported.add(name)
-            (row,) = summaries.trial_rows(progress.experiment, [trial])
+            (row,) = trial_results.trial_rows(progress.experiment, [trial])
             value = row.metrics.get(metric, "")
             outcome = f"{metric}={summaries.for_people(value)}" if value else row.reason
             budget = "" if counts.budget is None else f"/{counts.budget}"

@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pandas  # type: ignore[import-untyped]
 import pytest
 
 import pykatib as katib
 import pykatib_local.backend  # noqa: F401  (registers backend='local'; the wheel's entry point does it when installed)
 from katib_core.errors import AlreadyExistsError
+from katib_core.models import Experiment
 from pykatib.backends import LocalBackendConfig
 from pykatib_local.cli_test import _alive
 
@@ -129,6 +131,17 @@ def test_the_objective_gets_numbers_for_numeric_parameters(tmp_path: Path) -> No
     client.wait_for_experiment_condition("typed", polling_interval=0.2)
     assert client.get_experiment("typed").status.trials_succeeded == 2  # type: ignore[union-attr]
 
+    frame = client.trials_dataframe("typed")
+    assert isinstance(frame, pandas.DataFrame)
+    params = ["params_batch", "params_layers", "params_lr", "params_opt", "params_scale"]  # not the fixed input
+    assert list(frame.columns) == ["name", "status", *params, "metrics_loss", "reason", "start_time", "completion_time"]
+    assert list(frame["status"]) == ["Succeeded", "Succeeded"]
+    assert list(frame["metrics_loss"]) == sorted(frame["metrics_loss"], reverse=True)  # best first (tune maximizes)
+    assert frame["metrics_loss"].dtype == "float64"
+    assert frame["params_layers"].dtype == "int64"
+    assert set(frame["params_opt"]) <= {"adam", "sgd"}
+    assert (frame["completion_time"] >= frame["start_time"]).all()
+
 
 def slow(parameters):  # type: ignore[no-untyped-def]
     import time
@@ -139,8 +152,8 @@ def slow(parameters):  # type: ignore[no-untyped-def]
     katib.report_metrics({"loss": parameters["lr"]})
 
 
-def tune_slow(client: katib.KatibClient, *, load_if_exists: bool = False, trials: int = 4) -> None:
-    client.tune(
+def tune_slow(client: katib.KatibClient, *, trials: int = 4, **extra: object) -> Experiment:
+    return client.tune(
         name="slow",
         objective=slow,
         parameters={"lr": katib.search.double(0.01, 0.1)},
@@ -149,7 +162,7 @@ def tune_slow(client: katib.KatibClient, *, load_if_exists: bool = False, trials
         max_trial_count=trials,
         parallel_trial_count=2,
         metrics_collector_config={"kind": "Push"},
-        load_if_exists=load_if_exists,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -180,29 +193,8 @@ def test_load_if_exists_refuses_another_spec_naming_the_field(tmp_path: Path) ->
     tune_slow(client, trials=2)
     client.wait_for_experiment_condition("slow")
     with pytest.raises(ValueError, match=r"spec\.algorithm\.algorithmName"):
-        client.tune(
-            name="slow",
-            objective=slow,
-            parameters={"lr": katib.search.double(0.01, 0.1)},
-            objective_metric_name="loss",
-            objective_type="minimize",
-            algorithm_name="tpe",
-            max_trial_count=2,
-            parallel_trial_count=2,
-            metrics_collector_config={"kind": "Push"},
-            load_if_exists=True,
-        )
-    unchanged = client.tune(
-        name="slow",
-        objective=slow,
-        parameters={"lr": katib.search.double(0.01, 0.1)},
-        objective_metric_name="loss",
-        objective_type="minimize",
-        max_trial_count=2,
-        parallel_trial_count=2,
-        metrics_collector_config={"kind": "Push"},
-        load_if_exists=True,
-    )
+        tune_slow(client, trials=2, algorithm_name="tpe", load_if_exists=True)
+    unchanged = tune_slow(client, trials=2, load_if_exists=True)
     assert unchanged.status is not None
     assert unchanged.status.trials_succeeded == 2
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from katib_core import constants, defaulting, trial_conditions, validation
+from katib_core import constants, defaulting, trial_conditions, trial_results, validation
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError, ValidationError
 from katib_core.models import Condition, Experiment, OptimalTrial, Suggestion, Trial
 from pykatib import _openapi, _tuning, _wire, backends
@@ -349,7 +349,9 @@ class KatibClient:
             if self.backend.explains_outcomes:
                 failure = trial_conditions.first_failure(self.backend.list_trials(namespace, name, timeout))
             why = f" First failed trial {failure[0]}: {failure[1]}." if failure else ""
-            raise RuntimeError(f"Experiment: {namespace}/{name} is Failed.{why} Experiment conditions: {status.conditions}")
+            raise RuntimeError(
+                f"Experiment: {namespace}/{name} is Failed.{why} Experiment conditions: {status.conditions}"
+            )
         return False
 
     def _explain_outcome(self, experiment: Experiment, namespace: str, timeout: float) -> None:
@@ -421,6 +423,38 @@ class KatibClient:
         with _failures("get", f"Katib Trial: {namespace}/{name}"):
             return self.backend.get_trial(name, namespace, timeout)
 
+    def trials_dataframe(self, name: str, namespace: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> Any:
+        """The Experiment's trials as a pandas ``DataFrame``, best first (as Optuna's
+        ``study.trials_dataframe()``): one row per trial with ``name``, ``status``, ``params_<name>``
+        (numbers for numeric parameters), ``metrics_<name>`` (the value each metric's strategy picks:
+        what the optimum is chosen by; NaN when not reported), ``reason`` (why it failed),
+        ``start_time`` and ``completion_time``. Needs pandas (``pip install 'pykatib[dataframe]'``).
+        """
+        try:
+            import pandas  # type: ignore[import-untyped]  # pants: no-infer-dep (optional: pykatib[dataframe])
+        except ImportError as exc:
+            raise ImportError(f"trials_dataframe needs pandas: pip install 'pykatib[dataframe]' ({exc})") from exc
+        experiment = self.get_experiment(name, namespace, timeout)
+        rows = trial_results.trial_rows(experiment, self.list_trials(name, namespace, timeout))
+        metrics = trial_results.metric_names(experiment)
+        records = [
+            {
+                "name": row.name,
+                "status": row.status,
+                **{f"params_{k}": trial_results.typed(v) for k, v in row.parameters.items()},
+                **{
+                    f"metrics_{m}": trial_results.typed(row.metrics[m]) if row.metrics.get(m) else None for m in metrics
+                },
+                "reason": row.reason or None,
+                "start_time": pandas.to_datetime(row.start, utc=True) if row.start else None,
+                "completion_time": pandas.to_datetime(row.completion, utc=True) if row.completion else None,
+            }
+            for row in rows
+        ]
+        columns = ["name", "status", *(f"params_{k}" for k in (rows[0].parameters if rows else {}))]
+        columns += [f"metrics_{m}" for m in metrics] + ["reason", "start_time", "completion_time"]
+        return pandas.DataFrame.from_records(records, columns=columns)
+
     def list_trials(
         self, experiment_name: str | None = None, namespace: str | None = None, timeout: int = DEFAULT_TIMEOUT
     ) -> list[Trial]:
@@ -484,7 +518,9 @@ _COUNTS = ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
 def _differences(old: Any, new: Any, path: str) -> list[str]:
     """JSON paths where ``old`` and ``new`` differ (leaves and lists compared whole)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return [p for key in sorted(set(old) | set(new)) for p in _differences(old.get(key), new.get(key), f"{path}.{key}")]
+        return [
+            p for key in sorted(set(old) | set(new)) for p in _differences(old.get(key), new.get(key), f"{path}.{key}")
+        ]
     return [] if old == new else [path]
 
 
