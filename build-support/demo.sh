@@ -11,7 +11,7 @@ build-support/bootstrap.sh
 python3.11 dist/quickstart.pex
 echo
 dist/pykatib.pex get trials -e quickstart
-dist/pykatib.pex report quickstart
+echo "HTML report: $(dist/pykatib.pex report quickstart)"
 cat <<'EOF'
 
 Next:
