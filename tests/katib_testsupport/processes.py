@@ -26,13 +26,14 @@ class DBManagerProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         open_files: tuple[int, int] | None = None,
+        pex: Path = DB_MANAGER_PEX,
     ) -> None:
         def limit() -> None:  # in the child, before exec: its (soft, hard) open-file limit
             if open_files is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
 
         self.proc = subprocess.Popen(
-            [sys.executable, str(DB_MANAGER_PEX), "--listen-address", "127.0.0.1:0", *args],
+            [sys.executable, str(pex), "--listen-address", "127.0.0.1:0", *args],
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
