@@ -43,7 +43,7 @@ def container(experiment: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def test_compact_example_of_katib_compat_section_5() -> None:
+def test_the_compact_tune_example() -> None:
     experiment = build()
     script = container(experiment)["args"][0]
     container(experiment)["args"] = ["<script>"]
@@ -99,7 +99,8 @@ def test_compact_example_of_katib_compat_section_5() -> None:
         "--index-url https://pypi.org/simple pykatib==" in script
     )
     assert (
-        "objective({'a': '${trialParameters.a}', 'b': '${trialParameters.b}', "
+        # Typed: int and double parameters reach the objective as numbers (docs/sdk.md#typed-parameters).
+        "objective({'a': int('${trialParameters.a}'), 'b': float('${trialParameters.b}'), "
         "'c': '${trialParameters.c}', 'fixed': 5})\n" in script
     )
     assert "def objective(parameters):  # type: ignore[no-untyped-def]\n    import pykatib as katib\n" in script
