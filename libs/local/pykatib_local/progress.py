@@ -13,11 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from katib_core import trial_results
+from katib_core import trial_conditions, trial_results
 from pykatib_local import summaries
 from pykatib_local.runner import Progress as RunProgress
-
-_FINISHED = frozenset({"Succeeded", "Failed", "MetricsUnavailable", "Killed", "EarlyStopped"})
 
 
 class ProgressView:
@@ -61,7 +59,7 @@ class ProgressView:
         metric = trial_results.objective_metric(progress.experiment)
         for trial in progress.trials:
             name = (trial.metadata.name if trial.metadata else None) or ""
-            if name in self._reported or trial_results.trial_condition(trial) not in _FINISHED:
+            if name in self._reported or not trial_conditions.is_completed(trial.status):
                 continue
             self._reported.add(name)
             (row,) = trial_results.trial_rows(progress.experiment, [trial])
