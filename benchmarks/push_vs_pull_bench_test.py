@@ -10,8 +10,10 @@ from push_vs_pull_bench import main
 def test_both_modes_run_and_are_measured(tmp_path: Path, capsys: object) -> None:
     out_json = tmp_path / "result.json"
 
+    # Two seconds of training: long enough for the sampler to see every container's process
+    # (at 0.15 s a Pod could finish between two samples and count one process).
     status = main(
-        ["--trials", "2", "--parallel", "2", "--steps", "3", "--step-seconds", "0.05", "--json", str(out_json)]
+        ["--trials", "2", "--parallel", "2", "--steps", "4", "--step-seconds", "0.5", "--json", str(out_json)]
     )
 
     out = capsys.readouterr().out  # type: ignore[attr-defined]
