@@ -48,11 +48,15 @@ def test_both_sdks_report_from_one_process(db_manager: str, monkeypatch: pytest.
             katib_api_pb2.GetObservationLogRequest(trial_name=trial), timeout=30
         )
     theirs = [(m.metric.name, m.metric.value) for m in reply.observation_log.metric_logs]
-    ours = katib.KatibClient(client_configuration=k8s.Configuration()).get_trial_metrics(
-        trial, db_manager_address=db_manager
-    )
+    client = katib.KatibClient(client_configuration=k8s.Configuration())
+    ours = client.get_trial_metrics(trial, db_manager_address=db_manager, steps=True)
     assert sorted(theirs) == sorted([("loss", "0.5"), ("pykatib.step", "1"), ("loss", "0.25")])
     assert sorted((log.metric.name, log.metric.value) for log in ours) == sorted(theirs)
+    # By default the step companion is no metric of the user's; the history joins it back.
+    plain = client.get_trial_metrics(trial, db_manager_address=db_manager)
+    assert sorted((log.metric.name, log.metric.value) for log in plain) == [("loss", "0.25"), ("loss", "0.5")]
+    history = client.get_trial_metric_history(trial, db_manager_address=db_manager)
+    assert sorted((point.value, point.step) for point in history["loss"]) == [(0.25, 1), (0.5, None)]
 
 
 class Recorder(BaseHTTPRequestHandler):

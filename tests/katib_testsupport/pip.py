@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 #: The machine-wide pip config of the dev image pins a constraints file (docs/build.md).
 PIP_ENV: Mapping[str, str] = {
     "XDG_CONFIG_DIRS": "/nonexistent",
@@ -22,3 +24,12 @@ def pip_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     if "PIP_CERT" not in env and SYSTEM_CA.exists():
         env["PIP_CERT"] = str(SYSTEM_CA)
     return env
+
+
+def interpreter(version: str) -> Path:
+    """CPython ``version`` (``"3.8"``) as pyenv installs it on these machines; a missing one fails the test."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found = sorted(root.glob(f"versions/{version}.*/bin/python{version}"))
+    if not found:
+        pytest.fail(f"no CPython {version} under {root}/versions (pyenv install {version})", pytrace=False)
+    return found[-1]

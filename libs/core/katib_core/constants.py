@@ -43,6 +43,9 @@ DEFAULT_PRIMARY_CONTAINER_NAME: Final = "training-container"
 
 #: The value Katib stores and shows for a metric that was never reported.
 UNAVAILABLE: Final = "unavailable"
+#: pykatib's ``report_metrics(..., step=N)`` sends N as one more metric log of this name, with the
+#: same timestamp as the values it belongs to (Katib's proto has no step field; docs/sdk.md).
+STEP_METRIC: Final = "pykatib.step"
 #: ``status`` of a condition that holds.
 CONDITION_TRUE: Final = "True"
 CONDITION_FALSE: Final = "False"

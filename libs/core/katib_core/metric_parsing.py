@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Final
 
 from katib_core import constants, timestamps
@@ -118,7 +118,7 @@ def _json_time(value: object) -> datetime:
         return timestamps.try_parse(value) or timestamps.ZERO_TIME
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+            return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError):
             return timestamps.ZERO_TIME
     return timestamps.ZERO_TIME

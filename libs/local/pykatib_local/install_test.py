@@ -2,7 +2,9 @@
 <wheelhouse> 'pykatib[local]'``, a script that tunes on this machine, and the ``pykatib`` CLI.
 
 The wheels are the ones Pants built (what ``build-support/wheelhouse.sh`` collects); third-party
-packages come from the package index. Any failure to install fails the test.
+packages come from the package index. Any failure to install fails the test. Every Python the
+client and local mode claim (``Requires-Python: >=3.10``, docs/sdk.md#pythons) is tried with its
+real interpreter (pyenv).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import os
 import shutil
 import subprocess
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
-from katib_testsupport.pip import pip_env
+from katib_testsupport.pip import interpreter, pip_env
 
 NAMES = ["pykatib", "pykatib_core", "pykatib_client", "pykatib_domain", "pykatib_local", "pykatib_suggest"]
 NAMES += ["pykatib_dbmanager", "pykatib_pushauth", "pykatib_api"]
@@ -47,9 +50,14 @@ def wheelhouse(tmp_path: Path) -> Path:
     return house
 
 
-def test_pip_install_pykatib_local_from_the_wheelhouse_then_tune(tmp_path: Path) -> None:
+#: The Pythons local mode claims: its oldest and newest, and every one between.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+@pytest.mark.parametrize("version", PYTHONS)
+def test_pip_install_pykatib_local_from_the_wheelhouse_then_tune(tmp_path: Path, version: str) -> None:
     env = pip_env({key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PEX"))})
-    python = shutil.which("python3.11") or pytest.fail("python3.11 is not on PATH")
+    python = interpreter(version)
     subprocess.run([python, "-m", "venv", str(tmp_path / "venv")], check=True, env=env, timeout=300)
     bin_dir = tmp_path / "venv" / "bin"
     house = wheelhouse(tmp_path)
@@ -82,6 +90,14 @@ def test_pip_install_pykatib_local_from_the_wheelhouse_then_tune(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("best first-hour-"), done.stdout
+    version_of = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version_of.stdout.strip() == version
 
     listed = subprocess.run(
         [str(bin_dir / "pykatib"), "get", "trials", "-e", "first-hour"],
@@ -94,3 +110,16 @@ def test_pip_install_pykatib_local_from_the_wheelhouse_then_tune(tmp_path: Path)
     )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("first-hour-") == 4
+
+
+def test_each_wheel_claims_the_pythons_it_is_tested_on(tmp_path: Path) -> None:
+    """The trial path (pykatib, pykatib-core) claims 3.8+ (libs/sdk/pykatib/venv_test.py tries each);
+    everything else claims 3.10+, the oldest Python the test above installs it on."""
+    claims = {}
+    for wheel in wheelhouse(tmp_path).iterdir():
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            lines = archive.read(metadata).decode().splitlines()
+        claims[wheel.name.split("-")[0]] = next(line for line in lines if line.startswith("Requires-Python: "))
+    trial_path = {"pykatib", "pykatib_core"}
+    assert claims == {name: f"Requires-Python: >={'3.8' if name in trial_path else PYTHONS[0]}" for name in NAMES}

@@ -57,17 +57,21 @@ class ProgressView:
             self._bar.update(self._task, total=counts.budget, completed=counts.done, detail=counts.line)
             return
         metric = trial_results.objective_metric(progress.experiment)
-        for trial in progress.trials:
-            name = (trial.metadata.name if trial.metadata else None) or ""
-            if name in self._reported or not trial_conditions.is_completed(trial.status):
-                continue
+        finished = [
+            (name, trial)
+            for trial in progress.trials
+            if (name := (trial.metadata.name if trial.metadata else None) or "") not in self._reported
+            and trial_conditions.is_completed(trial.status)
+        ]
+        budget = "" if counts.budget is None else f"/{counts.budget}"
+        # Trials that finished between two snapshots each get their own running count.
+        for done, (name, trial) in enumerate(finished, start=counts.done - len(finished) + 1):
             self._reported.add(name)
             (row,) = trial_results.trial_rows(progress.experiment, [trial])
             value = row.metrics.get(metric, "")
             outcome = f"{metric}={summaries.for_people(value)}" if value else row.reason
-            budget = "" if counts.budget is None else f"/{counts.budget}"
             self._console.print(
-                f"{self._name}: trial {name} {row.status} {outcome} ({counts.done}{budget} done)",
+                f"{self._name}: trial {name} {row.status} {outcome} ({done}{budget} done)",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pykatib._metrics import STEP_METRIC
+from katib_core.constants import STEP_METRIC
 from pykatib._reporting import buffered, flush, report_metrics, should_stop
 from pykatib._version import __version__
 

@@ -13,10 +13,9 @@ import threading
 import time
 from collections.abc import Mapping
 
+from katib_core.constants import STEP_METRIC
 from katib_core.errors import ValidationError
 
-#: The companion metric that carries ``step=`` (same timestamp as the metrics of that call).
-STEP_METRIC = "pykatib.step"
 _MAX_NAME = 255
 _PLAIN = (int, float, str)
 

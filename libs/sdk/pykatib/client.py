@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from katib_core import constants, defaulting, trial_conditions, trial_results, validation
+from katib_core import constants, defaulting, metric_history, trial_conditions, trial_results, validation
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError, ValidationError
 from katib_core.models import Condition, Experiment, OptimalTrial, Suggestion, Trial
 from pykatib import _openapi, _tuning, _wire, backends
@@ -495,20 +495,44 @@ class KatibClient:
         namespace: str | None = None,
         db_manager_address: str | None = None,
         timeout: int = DEFAULT_TIMEOUT,
+        *,
+        steps: bool = False,
     ) -> list[_wire.MetricLog]:
-        """Every metric log of a Trial from the DB manager (``log.time_stamp``, ``log.metric.name/value``).
+        """The metric logs of a Trial from the DB manager (``log.time_stamp``, ``log.metric.name/value``),
+        values as the text Katib stores (as kubeflow-katib returns them).
 
         Args:
             db_manager_address: default env ``KATIB_DB_MANAGER_ADDRESS``, else ``katib-db-manager.kubeflow:6789``.
+            steps: also return the ``pykatib.step`` logs that ``report_metrics(..., step=N)`` adds
+                (left out by default: they are no metric of the user's). For numbers joined with
+                their steps, use ``get_trial_metric_history``.
 
         Raises:
             RuntimeError: the DB manager could not be asked.
         """
         namespace = namespace or self.namespace
         try:
-            return self.backend.get_trial_metrics(name, db_manager_address, timeout)
+            logs = self.backend.get_trial_metrics(name, db_manager_address, timeout)
         except RpcError as exc:
             raise RuntimeError(f"Unable to get metrics for Trial {namespace}/{name}. Exception: {exc}") from exc
+        return logs if steps else [log for log in logs if log.metric.name != constants.STEP_METRIC]
+
+    def get_trial_metric_history(
+        self,
+        name: str,
+        namespace: str | None = None,
+        db_manager_address: str | None = None,
+        timeout: int = DEFAULT_TIMEOUT,
+    ) -> dict[str, list[metric_history.MetricPoint]]:
+        """Each metric of a Trial as numbers in report order, each with the ``step=`` it was reported
+        at (``point.value``, ``point.step``, ``point.time``); values that are not numbers (Katib's
+        ``unavailable``) are left out.
+
+        Raises:
+            RuntimeError: the DB manager could not be asked.
+        """
+        logs = self.get_trial_metrics(name, namespace, db_manager_address, timeout, steps=True)
+        return metric_history.history((log.time_stamp, log.metric.name, log.metric.value) for log in logs)
 
 
 #: What ``tune(load_if_exists=True)`` may change in an existing Experiment (Katib's update rules).

@@ -199,5 +199,21 @@ def test_get_trial_metrics_through_the_client(db_manager: DBManagerServer, trial
     logs = katib_client.get_trial_metrics(trial, db_manager_address=db_manager.address)
     assert [(log.metric.name, log.metric.value) for log in logs] == [("loss", "0.25")]
     assert isinstance(datetime.fromisoformat(logs[0].time_stamp.replace("Z", "+00:00")), datetime)
+    katib.report_metrics({"loss": 0.125, "acc": 1}, db_manager.address, step=7)
+    logs = katib_client.get_trial_metrics(trial, db_manager_address=db_manager.address)
+    assert sorted((log.metric.name, log.metric.value) for log in logs) == [
+        ("acc", "1"),
+        ("loss", "0.125"),
+        ("loss", "0.25"),
+    ]
+    with_steps = katib_client.get_trial_metrics(trial, db_manager_address=db_manager.address, steps=True)
+    assert sorted(log.metric.name for log in with_steps).count("pykatib.step") == 1
+    history = katib_client.get_trial_metric_history(trial, db_manager_address=db_manager.address)
+    assert {name: [(p.value, p.step) for p in points] for name, points in history.items()} == {
+        "loss": [(0.25, None), (0.125, 7)],
+        "acc": [(1.0, 7)],
+    }
     with pytest.raises(RuntimeError, match=f"^Unable to get metrics for Trial kubeflow/{trial}. Exception: "):
         katib_client.get_trial_metrics(trial, db_manager_address="127.0.0.1:1", timeout=2)
+    with pytest.raises(RuntimeError, match=f"^Unable to get metrics for Trial kubeflow/{trial}. Exception: "):
+        katib_client.get_trial_metric_history(trial, db_manager_address="127.0.0.1:1", timeout=2)

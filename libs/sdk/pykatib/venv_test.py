@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from katib_testsupport.pip import pip_env
+from katib_testsupport.pip import interpreter, pip_env
 from katib_testsupport.processes import DBManagerProcess
 
 from pykatib.conftest import Stored
@@ -58,15 +58,6 @@ def wheel(name: str) -> Path:
     found = sorted(Path.cwd().rglob(f"{name}-*.whl"))
     if not found:
         pytest.fail(f"no {name} wheel in the sandbox (runtime_package_dependencies of venv_test.py)")
-    return found[-1]
-
-
-def interpreter(version: str) -> Path:
-    """CPython ``version`` (``"3.8"``) as pyenv installs it on these machines."""
-    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    found = sorted(root.glob(f"versions/{version}.*/bin/python{version}"))
-    if not found:
-        pytest.fail(f"no CPython {version} under {root}/versions (pyenv install {version})", pytrace=False)
     return found[-1]
 
 

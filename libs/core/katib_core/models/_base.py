@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Self
+from typing import Any, TypeVar
 
 import pydantic
 from pydantic.alias_generators import to_camel
+
+#: ``typing.Self`` needs Python 3.11; the client and local mode run on 3.10 too.
+_Model = TypeVar("_Model", bound="KatibModel")
 
 
 class KatibModel(pydantic.BaseModel):
@@ -19,7 +22,7 @@ class KatibModel(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> Self:
+    def from_api(cls: type[_Model], data: dict[str, Any]) -> _Model:
         """Parse API JSON (camelCase keys) into a model."""
         return cls.model_validate(data)
 
