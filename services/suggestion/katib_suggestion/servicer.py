@@ -1,0 +1,149 @@
+"""Katib's ``api.v1.beta1.Suggestion`` and ``EarlyStopping`` servicers over our algorithms.
+
+Wire ↔ core conversion is ``katib_suggest.wire`` (shared with ``RemoteSuggester``); the decisions
+are the in-process ones (``katib_suggest.Suggester``, ``katib_core.early_stopping``). Errors map to
+status codes in one place (``_answering``): a ``ValidationError`` → INVALID_ARGUMENT with its
+message, which starts with the offending field's path; the DB manager unreachable → UNAVAILABLE;
+anything else → INTERNAL with the exception's type and message (the traceback is logged, never sent).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import grpc
+
+from katib_api.v1beta1 import api_pb2, api_pb2_grpc
+from katib_core import early_stopping
+from katib_core.errors import StorageUnavailableError, ValidationError
+from katib_core.models import EarlyStoppingSpec
+from katib_suggest import Suggester, validate_algorithm_settings, wire
+from pykatib import dbmanager
+from pykatib.metric_logs import MetricLogs
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: How many succeeded trials' objective values to remember (a succeeded trial's logs never change).
+_MAX_CACHED_TRIALS: Final = 100_000
+
+
+def _answering(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn what a handler raises into a gRPC status (see the module docstring)."""
+
+    @functools.wraps(method)
+    def handle(self: Any, request: Any, context: grpc.ServicerContext) -> T:
+        try:
+            return method(self, request, context)
+        except ValidationError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StorageUnavailableError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception as exc:  # - the boundary: every failure becomes a status
+            _log.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: {type(exc).__name__}: {exc}")
+        raise AssertionError("abort raises")
+
+    return handle
+
+
+class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
+    """``GetSuggestions``: exactly ``current_request_number`` assignments (fewer only when a grid
+    runs out), the algorithm spec echoed back so that its settings (the algorithm's state) are
+    what the controller sends next time. ``ValidateAlgorithmSettings``: the webhook's rule."""
+
+    def __init__(self, suggester: Suggester) -> None:
+        self._suggester = suggester
+
+    @_answering
+    def GetSuggestions(  # noqa: N802 - gRPC method names are fixed by the proto
+        self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.GetSuggestionsReply:
+        asked = wire.request_from_proto(request)
+        reply = self._suggester.suggest(asked)
+        spec = asked.experiment.spec
+        return wire.reply_to_proto(reply, spec.algorithm if spec else None)
+
+    @_answering
+    def ValidateAlgorithmSettings(  # noqa: N802
+        self, request: api_pb2.ValidateAlgorithmSettingsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.ValidateAlgorithmSettingsReply:
+        validate_algorithm_settings(wire.experiment_from_proto(request.experiment))
+        return api_pb2.ValidateAlgorithmSettingsReply()
+
+
+class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
+    """medianstop as Katib's medianstop service runs it: rules from the objective values the
+    succeeded trials (last condition Succeeded) logged in the DB manager at ``db_manager_address``.
+
+    ``SetTrialStatus`` (Katib's service patches the Trial's status to EarlyStopped through the
+    Kubernetes API) answers UNIMPLEMENTED: this service holds no Kubernetes credentials yet
+    (docs/suggestion.md#not-done).
+    """
+
+    def __init__(self, *, db_timeout: float = 10.0) -> None:
+        self._db_timeout = db_timeout
+        self._clients: dict[str, MetricLogs] = {}
+        self._values: OrderedDict[tuple[str, str, str], list[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @_answering
+    def ValidateEarlyStoppingSettings(  # noqa: N802
+        self, request: api_pb2.ValidateEarlyStoppingSettingsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.ValidateEarlyStoppingSettingsReply:
+        early_stopping.parse_settings(wire.early_stopping_from_proto(request.early_stopping))
+        return api_pb2.ValidateEarlyStoppingSettingsReply()
+
+    @_answering
+    def GetEarlyStoppingRules(  # noqa: N802
+        self, request: api_pb2.GetEarlyStoppingRulesRequest, context: grpc.ServicerContext
+    ) -> api_pb2.GetEarlyStoppingRulesReply:
+        experiment = wire.experiment_from_proto(request.experiment)
+        spec = experiment.spec
+        early_stopping.parse_settings((spec.early_stopping if spec else None) or EarlyStoppingSpec())
+        metric = (spec.objective.objective_metric_name if spec and spec.objective else None) or ""
+        if not metric:
+            raise ValidationError("experiment.spec.objective.objectiveMetricName", "is required")
+        names = wire.succeeded_trial_names(request.trials)
+        values = [self._objective_values(request.db_manager_address, name, metric) for name in names]
+        rules = early_stopping.median_stop_rules(experiment, values)
+        return api_pb2.GetEarlyStoppingRulesReply(early_stopping_rules=wire.rules_to_proto(rules))
+
+    def SetTrialStatus(  # noqa: N802
+        self, request: api_pb2.SetTrialStatusRequest, context: grpc.ServicerContext
+    ) -> api_pb2.SetTrialStatusReply:
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            f"SetTrialStatus({request.trial_name}): this service does not write Trials (no Kubernetes access);"
+            " pykatib's trial controller marks early-stopped trials itself",
+        )
+        raise AssertionError("abort raises")
+
+    def _objective_values(self, address: str, trial: str, metric: str) -> list[str]:
+        key = (address, trial, metric)
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        if not address:
+            raise ValidationError("db_manager_address", "is required to read the succeeded trials' metric logs")
+        values = self._metric_logs(address).values(trial, metric)
+        with self._lock:
+            self._values[key] = values
+            while len(self._values) > _MAX_CACHED_TRIALS:
+                self._values.popitem(last=False)
+        return values
+
+    def _metric_logs(self, address: str) -> MetricLogs:
+        with self._lock:
+            client = self._clients.get(address)
+            if client is None:
+                channel = dbmanager.open_channel(address)
+                client = self._clients[address] = MetricLogs(
+                    dbmanager.DBManagerClient(channel), timeout=self._db_timeout
+                )
+            return client
