@@ -39,9 +39,10 @@ from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial, T
 from katib_suggest.algorithms import Suggester
 from pykatib._dbmanager import DBManagerClient
 from pykatib.metric_logs import MetricLogs
-from pykatib_local import containers, gpus
+from pykatib_local import containers, gpus, objective_script
 from pykatib_local.store import LocalStore
-from pykatib_local.trial_process import TrialProcess, describe_exit
+from pykatib_local.trial_process import LOG_NAME, Command, TrialProcess, describe_exit
+from pykatib_local.zygote import ForkedTrial, Zygote, ZygoteError
 
 _log = logging.getLogger(__name__)
 _RPC_TIMEOUT = 60.0
@@ -51,7 +52,7 @@ _RPC_TIMEOUT = 60.0
 class _Job:
     """A trial's process, or how it ended."""
 
-    process: TrialProcess | None
+    process: TrialProcess | ForkedTrial | None
     devices: list[str] = field(default_factory=list)
     exit_code: int | None = None
     message: str = ""
@@ -92,6 +93,9 @@ class ExperimentRunner:
         self._jobs: dict[str, _Job] = {}
         self._wake = threading.Event()
         self._noticed_images = False
+        self._zygote: Zygote | None = None
+        #: Why tune() trials run as commands (the zygote failed or ended), once said.
+        self._no_zygote: str | None = None
         #: Trial commands run where `pykatib run` was started (relative paths in YAML resolve there).
         self._cwd = Path.cwd()
 
@@ -121,6 +125,9 @@ class ExperimentRunner:
             raise
         finally:
             self.stop_all()
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
         return self._store.get(Experiment, namespace, name)
 
     def _fail(self, namespace: str, name: str, message: str) -> None:
@@ -238,9 +245,7 @@ class ExperimentRunner:
         env = {
             constants.TRIAL_NAME_ENV: meta.name,
             constants.DB_MANAGER_ADDRESS_ENV: self._db_address,
-            "PATH": f"{self._bin_dir}:{_os_path()}",
-            "PYTHONPATH": _python_path(),
-            "PYTHONUNBUFFERED": "1",
+            **self._process_env(),
         }
         if wanted or self._gpus.total:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
@@ -257,7 +262,7 @@ class ExperimentRunner:
         try:
             command = containers.command_for(trial, extra_env=env, default_cwd=self._cwd)
             directory = self._store.trial_dir(meta.namespace, _experiment_name(trial), meta.name)
-            process = TrialProcess(command, directory)
+            process = self._launch(command, directory)
         except (ValidationError, OSError) as exc:
             self._gpus.release(devices)
             self._jobs[meta.name] = _Job(None, exit_code=127, message=f"cannot start the trial: {exc}")
@@ -265,6 +270,48 @@ class ExperimentRunner:
         self._jobs[meta.name] = _Job(process, devices)
         threading.Thread(target=self._watch, args=(meta.name, trial), name=f"watch-{meta.name}", daemon=True).start()
         return True
+
+    def _process_env(self) -> dict[str, str]:
+        """What every trial process gets on top of the runner's environment, the zygote too."""
+        return {"PATH": f"{self._bin_dir}:{_os_path()}", "PYTHONPATH": _python_path(), "PYTHONUNBUFFERED": "1"}
+
+    def _launch(self, command: Command, directory: Path) -> TrialProcess | ForkedTrial:
+        """A tune() trial forked from the zygote when it can be (``pykatib_local.zygote``), else the command."""
+        objective = objective_script.from_argv(command.argv)
+        if objective.source is None:
+            return TrialProcess(command, directory)
+        env = {**os.environ, **command.env}
+        zygote = self._zygote_for(directory)
+        if zygote is None or not zygote.accepts(env):
+            _log.debug("trial %s runs as a command: its start-up environment differs", directory.name)
+            return TrialProcess(command, directory)
+        cwd = command.cwd if command.cwd is not None and command.cwd.is_dir() else directory
+        try:
+            return zygote.spawn(objective.source, env=env, cwd=cwd, log_path=directory / LOG_NAME)
+        except ZygoteError as exc:
+            self._without_zygote(str(exc))
+            return TrialProcess(command, directory)
+
+    def _zygote_for(self, trial_dir: Path) -> Zygote | None:
+        """The running zygote, started on first use (None: it failed; trials run as commands)."""
+        if self._zygote is not None and not self._zygote.alive:
+            self._without_zygote("the trial worker ended")
+        if self._zygote is None and self._no_zygote is None:
+            try:
+                self._zygote = Zygote(
+                    {**os.environ, **self._process_env()}, log_path=trial_dir.parent.parent / "trial-worker.log"
+                )
+            except (ZygoteError, OSError) as exc:
+                self._without_zygote(str(exc))
+        return self._zygote
+
+    def _without_zygote(self, why: str) -> None:
+        if self._no_zygote is None:
+            _log.warning("local mode: tune() trials start as new interpreters from now on (%s)", why)
+        self._no_zygote = why
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
 
     def _watch(self, name: str, trial: Trial) -> None:
         job = self._jobs.get(name)
@@ -282,7 +329,7 @@ class ExperimentRunner:
         job.exit_code = code
         self._wake.set()
 
-    def _collect_stdout(self, name: str, trial: Trial, process: TrialProcess) -> None:
+    def _collect_stdout(self, name: str, trial: Trial, process: TrialProcess | ForkedTrial) -> None:
         objective = trial.spec.objective if trial.spec else None
         metric = (objective.objective_metric_name if objective else None) or ""
         names = [metric, *((objective.additional_metric_names if objective else None) or [])]
