@@ -262,6 +262,31 @@ def test_an_unreachable_db_manager_is_unavailable(tmp_path: Path) -> None:
         assert "GetObservationLog(s1, loss)" in (caught.value.details() or "")
 
 
+def test_internal_errors_carry_a_message_not_a_traceback(service: SuggestionProcess, channel: grpc.Channel) -> None:
+    # The suggestion service itself as the "DB manager": GetObservationLog is UNIMPLEMENTED there.
+    request = api_pb2.GetEarlyStoppingRulesRequest(
+        experiment=katib_experiment("random", early_stopping=[]),
+        trials=[katib_trial("s1", [], SUCCEEDED, "1")],
+        db_manager_address=service.address,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        api_pb2_grpc.EarlyStoppingStub(channel).GetEarlyStoppingRules(request, timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    details = caught.value.details() or ""
+    assert details.startswith("GetEarlyStoppingRules: StorageError: GetObservationLog(s1, loss): UNIMPLEMENTED")
+    assert "Traceback" not in details
+    assert "\n" not in details
+
+
+def test_set_trial_status_is_unimplemented(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        api_pb2_grpc.EarlyStoppingStub(channel).SetTrialStatus(
+            api_pb2.SetTrialStatusRequest(trial_name="t"), timeout=30
+        )
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "SetTrialStatus(t)" in (caught.value.details() or "")
+
+
 def test_remote_suggester_answers_as_the_in_process_one(service: SuggestionProcess) -> None:
     experiment = testing.experiment(
         "remote", algorithm="multivariate-tpe", settings={"random_state": "4", "n_startup_trials": "2"}, max_trials=30
