@@ -115,7 +115,7 @@ class ExperimentRunner:
                     on_progress(Progress(experiment, tuple(trials)))
                 if finished:
                     return experiment
-                if not changed:  # a trial that just finished frees a slot: plan again at once
+                if not changed:  # else look again at once: a change (a trial ended, one started) may lead to more
                     self._wake.wait(self._poll)
                 self._wake.clear()
         except ValidationError as exc:
@@ -152,18 +152,22 @@ class ExperimentRunner:
     # -- one pass --------------------------------------------------------------------------
 
     def _pass(self, namespace: str, name: str) -> tuple[Experiment, list[Trial], bool, bool]:
-        """One pass: the experiment loop, then the trial loop over each live Trial.
+        """One pass: the trial loop over each live Trial, the experiment loop, then the trial loop
+        over the Trials it created (their processes start).
 
-        Returns the Experiment, its Trials, whether it is finished, and whether any Trial changed.
+        Trials first: a trial that has just ended frees its slot for this pass's plan, so a finished
+        trial costs one run of the experiment loop, not two. Returns the Experiment, its Trials,
+        whether it is finished, and whether to pass again at once (a Trial changed).
         """
         experiment = self._store.get(Experiment, namespace, name)
-        trials = self._store.list_trials(namespace, experiment=name)
+        listed = self._store.list_trials(namespace, experiment=name)
+        trials = [self._reconcile(trial) if self._live(trial) else trial for trial in listed]
+        changed = any(new is not old for new, old in zip(trials, listed, strict=True))
         done = self._loop.run_pass(experiment, trials, self._suggestion(namespace, name))
         if done.suggestion_error is not None or done.finished:
             return done.experiment, list(done.trials), done.finished, True
-        reconciled = [self._reconcile(trial) if self._live(trial) else trial for trial in done.trials]
-        changed = any(new is not old for new, old in zip(reconciled, done.trials, strict=True))
-        return done.experiment, reconciled, False, changed or bool(done.created)
+        started = [self._reconcile(trial) for trial in done.created]
+        return done.experiment, [*trials, *started], False, changed or bool(done.created)
 
     def _live(self, trial: Trial) -> bool:
         """Whether a pass has anything to do for ``trial``: finished ones without a process are left be."""

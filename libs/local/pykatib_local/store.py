@@ -187,5 +187,6 @@ def _write(path: Path, obj: KatibModel) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".tmp-{os.getpid()}-{threading.get_ident()}")
     data: dict[str, Any] = obj.to_api()
-    temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
+    # One line: json's C encoder serves only indent=None (a Trial's pretty-printed JSON cost ~5 ms per write).
+    temporary.write_text(json.dumps(data, sort_keys=True) + "\n")
     os.replace(temporary, path)
