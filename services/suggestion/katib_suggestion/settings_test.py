@@ -1,7 +1,9 @@
 import pytest
-from katib_suggestion.settings import Settings
 
 from katib_core.errors import ValidationError
+
+# Relative: ruff groups it the same whether or not it sees this package's __init__.py.
+from .settings import Settings
 
 
 def test_defaults_serve_katibs_suggestion_port() -> None:
