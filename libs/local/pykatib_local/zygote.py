@@ -20,8 +20,9 @@ What a fork shares with its zygote and a new interpreter would not: the hash see
 (``PYTHONHASHSEED``), and modules already imported. Hence the runner only forks when every variable
 Python, the dynamic loader, the C library or grpcio read at start-up (``startup_env``) is the zygote's;
 otherwise — or for any other command, or when the zygote cannot start — it runs the command as before.
+A forked trial also ends without Python's module teardown (``_run`` says why and what still runs).
 
-Protocol (JSON lines): the runner writes ``{"id", "source", "env", "cwd", "log"}`` to the zygote's
+Protocol (JSON lines): the zygote says ``{"ready": pid}`` once it has imported; the runner writes ``{"id", "source", "env", "cwd", "log"}`` to the zygote's
 stdin; the zygote answers ``{"id", "pid"}`` once forked (or ``{"id", "error"}``) and ``{"id", "exit"}``
 (a ``Popen.returncode``) once it has reaped the child. EOF on its stdin ends the zygote, stopping
 what it still runs (the runner has gone).
