@@ -68,7 +68,11 @@ def running(*, crd_dir: Path | None) -> Iterator[Cluster]:
         control_plane.api_client() as api_client,
         # The agent gets its own client: its long watches never compete with the tests' calls.
         control_plane.api_client() as agent_client,
-        NodeAgent(agent_client, root_dir=control_plane.dir / "node") as agent,
+        NodeAgent(
+            agent_client,
+            root_dir=control_plane.dir / "node",
+            kubelet_cert=control_plane.pki.issue_serving_cert("kubelet"),
+        ) as agent,
     ):
         if crd_dir is not None:
             crds.apply(api_client, crd_dir)

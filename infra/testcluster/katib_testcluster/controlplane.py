@@ -389,6 +389,9 @@ def _apiserver_argv(binary: Path, ports: Ports, pki: pki_mod.Pki, run_dir: Path)
         f"--service-cluster-ip-range={_SERVICE_CIDR}",
         "--endpoint-reconciler-type=none",  # keep 127.0.0.1 out of the `kubernetes` Endpoints
         "--authorization-mode=RBAC",
+        # The node agent serves container logs on 127.0.0.1 with a cert of this CA (kubelet_logs).
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-certificate-authority={pki.ca.cert}",
         "--allow-privileged=true",
         # The 1.20 default admission plugins stay on: ServiceAccount, webhooks, TaintNodesByCondition.
     ]

@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,7 +29,8 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from katib_testcluster import images, pod_runner, polling
+from katib_testcluster import images, kubelet_logs, pod_runner, polling
+from katib_testcluster.pki import KeyPair
 from katib_testcluster.pod_runner import PodRunner
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class NodeAgent:
         root_dir: where pod dirs and logs go; default a temp dir removed by `stop()`.
         capacity: the Node's capacity and allocatable (add e.g. `nvidia.com/gpu` if pods ask).
         heartbeat_seconds: how often the Node's status is refreshed.
+        kubelet_cert: a serving certificate for 127.0.0.1 signed by the apiserver's
+            ``--kubelet-certificate-authority``: with it the agent serves container logs
+            (``kubectl logs``, ``read_namespaced_pod_log``) as the kubelet does (``kubelet_logs``).
     """
 
     def __init__(
@@ -67,8 +71,14 @@ class NodeAgent:
         root_dir: Path | None = None,
         capacity: Mapping[str, str] = DEFAULT_CAPACITY,
         heartbeat_seconds: float = 10.0,
+        kubelet_cert: KeyPair | None = None,
     ) -> None:
         self.node_name = node_name
+        self._logs = (
+            None
+            if kubelet_cert is None
+            else kubelet_logs.KubeletLogServer(self._log_of, cert=kubelet_cert.cert, key=kubelet_cert.key)
+        )
         self._core = client.CoreV1Api(api_client)
         self._own_root = root_dir is None
         self.root_dir = Path(tempfile.mkdtemp(prefix="pykatib-node-")) if root_dir is None else root_dir
@@ -99,6 +109,8 @@ class NodeAgent:
         """Register the Node, make it schedulable and start watching Pods bound to it."""
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self._write_shims()
+        if self._logs is not None:
+            self._logs.__enter__()
         self._register()
         for target, name in ((self._watch_pods, "pods"), (self._heartbeat, "heartbeat")):
             thread = threading.Thread(target=target, name=f"node-agent-{name}", daemon=True)
@@ -118,6 +130,8 @@ class NodeAgent:
             runner.join(grace_seconds + 10)
         for thread in self._threads:
             thread.join(5)
+        if self._logs is not None:
+            self._logs.__exit__(None, None, None)
         if self._own_root:
             shutil.rmtree(self.root_dir, ignore_errors=True)
 
@@ -136,6 +150,13 @@ class NodeAgent:
         if runner is None:
             raise KeyError(f"pod {namespace}/{pod} never ran on node {self.node_name}")
         return runner.usage()
+
+    def _log_of(self, namespace: str, pod: str, container: str) -> tuple[Path, Callable[[], bool]]:
+        with self._lock:
+            runner = self._by_name.get((namespace, pod))
+        if runner is None:
+            raise KeyError(f"pod {namespace}/{pod} never ran on node {self.node_name}")
+        return runner.log_path(container), lambda: runner.may_write(container)
 
     def read_log(self, namespace: str, pod: str, container: str | None = None) -> str:
         """stdout and stderr of a container of a Pod this agent ran (kept after deletion)."""
@@ -191,6 +212,7 @@ class NodeAgent:
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "no pressure"),
                 condition("Ready", "True", "KubeletReady", "pykatib test node agent is ready"),
             ],
+            **({"daemonEndpoints": {"kubeletEndpoint": {"Port": self._logs.port}}} if self._logs else {}),
             "addresses": [
                 {"type": "InternalIP", "address": NODE_IP},
                 {"type": "Hostname", "address": self.node_name},

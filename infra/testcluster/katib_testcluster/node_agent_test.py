@@ -352,6 +352,39 @@ def test_what_a_container_installs_stays_in_that_container(k8s_cluster: cluster.
     assert k8s_cluster.pod_log(k8s_namespace, "layers") == "None\n"
 
 
+def test_container_logs_through_the_apiserver(k8s_cluster: cluster.Cluster, k8s_namespace: str) -> None:
+    """``kubectl logs`` (pods/log): the apiserver calls the agent's kubelet log endpoint over TLS."""
+    core = client.CoreV1Api(k8s_cluster.api_client)
+    counting = "import time\nfor i in range(5):\n    print('line', i, flush=True)\n    time.sleep(0.3)\n"
+    other = {"name": "other", "image": IMAGE, "command": ["python", "-c", "print('not me')"]}
+    main = {"name": "main", "image": IMAGE, "command": ["python", "-c", counting]}
+    core.create_namespaced_pod(k8s_namespace, _model(client.V1Pod, _pod("talker", [main, other])))
+    polling.wait_until(
+        lambda: _read_pod(core, k8s_namespace, "talker").get("status", {}).get("phase") != "Pending",
+        timeout=60,
+        what="pod talker started",
+    )
+
+    # follow: every line, as it is written, and the stream ends when the container does
+    stream = core.read_namespaced_pod_log(
+        "talker", k8s_namespace, container="main", follow=True, _preload_content=False
+    )
+    followed = b"".join(stream.stream()).decode()  # type: ignore[attr-defined]  # _preload_content=False
+    assert followed.splitlines() == [f"line {i}" for i in range(5)]
+
+    _wait_finished(core, k8s_namespace, "talker")
+    assert core.read_namespaced_pod_log("talker", k8s_namespace, container="main") == followed
+    assert core.read_namespaced_pod_log("talker", k8s_namespace, container="main", tail_lines=2) == "line 3\nline 4\n"
+    assert core.read_namespaced_pod_log("talker", k8s_namespace, container="other") == "not me\n"
+    try:  # two containers: the apiserver itself asks which one
+        core.read_namespaced_pod_log("talker", k8s_namespace)
+    except ApiException as exc:
+        assert exc.status == 400
+        assert "container name must be specified" in str(exc.body)
+    else:
+        raise AssertionError("a log without a container name was served for a two-container Pod")
+
+
 def _job(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",

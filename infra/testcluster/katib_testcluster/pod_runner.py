@@ -186,6 +186,13 @@ class PodRunner:
                 return c.log_path
         raise KeyError(f"pod {self.namespace}/{self.name} has no container {container!r}")
 
+    def may_write(self, container: str) -> bool:
+        """Whether ``container`` may still write to its log: running, or waiting to (re)start."""
+        for c in (*self._main, *self._init):
+            if c.name == container:
+                return self.alive and (c.running or c.terminated is None or c.restart_at is not None)
+        return False
+
     def terminate(self, grace_seconds: float, *, delete_pod: bool = True) -> None:
         """Stop the processes (SIGTERM, SIGKILL after `grace_seconds`), then delete the Pod."""
         with self._lock:

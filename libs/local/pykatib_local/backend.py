@@ -12,23 +12,26 @@ import atexit
 import contextlib
 import copy
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from katib_core import defaulting, early_stopping, validation
-from katib_core.errors import ValidationError
+from katib_core import constants, defaulting, early_stopping, trial_conditions, validation
+from katib_core.errors import NotFoundError, ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
 from pykatib.backends import register_backend
 from pykatib.backends._base import Backend
-from pykatib_local import containers, summaries
+from pykatib_local import containers, summaries, trial_process
 from pykatib_local.progress import ProgressView
 from pykatib_local.session import LocalSession, default_workdir
 
 if TYPE_CHECKING:
     from pykatib.backends import LocalBackendConfig
 
+#: How often a followed trial output is read for new lines.
+_FOLLOW_SECONDS = 0.1
 #: Collector kinds local mode can run: trials push, or their output is parsed as Katib's sidecar would.
 LOCAL_COLLECTOR_KINDS = frozenset({"StdOut"})
 
@@ -115,6 +118,28 @@ class LocalBackend(Backend):
 
     def get_trial_metrics(self, name: str, db_manager_address: str | None, timeout: float) -> list[_wire.MetricLog]:
         return self.session.db.get(name, timeout=timeout)
+
+    def trial_logs(self, trial: Trial, namespace: str, follow: bool, timeout: float) -> Iterator[str]:
+        """The trial process's ``output.log``; ``follow`` reads on until the Trial has finished."""
+        name = (trial.metadata.name if trial.metadata else None) or ""
+        experiment = ((trial.metadata.labels if trial.metadata else None) or {}).get(constants.EXPERIMENT_LABEL, "")
+        path = self._store.trial_dir(namespace, experiment, name) / trial_process.LOG_NAME
+        if not path.exists() and not follow:
+            raise NotFoundError(f"Trial {namespace}/{name} has no output (yet): {path}")
+        offset, pending = 0, b""
+        while True:
+            finished = trial_conditions.is_completed(self._store.get(Trial, namespace, name).status)
+            with contextlib.suppress(FileNotFoundError), path.open("rb") as file:
+                file.seek(offset)
+                data = file.read()
+                offset += len(data)
+                *lines, pending = (pending + data).split(b"\n")
+                yield from (line.decode(errors="replace") for line in lines)
+            if not follow or finished:
+                break
+            time.sleep(_FOLLOW_SECONDS)
+        if pending:
+            yield pending.decode(errors="replace")
 
 
 _sessions: dict[tuple[Path, str | None, bool], LocalSession] = {}

@@ -285,3 +285,39 @@ def test_ctrl_c_in_a_users_script_under_a_terminal_prints_one_line_and_a_rerun_r
     assert "best script-" in again.stdout
     client = katib.KatibClient(backend=LocalBackendConfig(workdir=work))
     assert len(client.list_trials("script")) == 3  # resumed: no trial run twice, none lost
+
+
+def chatty(parameters):  # type: ignore[no-untyped-def]
+    import time
+
+    import pykatib as katib
+
+    for epoch in range(3):
+        print("epoch", epoch, "lr", parameters["lr"], flush=True)
+        time.sleep(0.3)
+    katib.report_metrics({"loss": float(parameters["lr"])})
+
+
+def test_get_job_logs_reads_and_follows_a_trials_output(tmp_path: Path) -> None:
+    client = katib.KatibClient(backend=LocalBackendConfig(workdir=tmp_path / "work"))
+    client.tune(
+        name="chatty",
+        objective=chatty,
+        parameters={"lr": katib.search.double(0.01, 0.1)},
+        objective_metric_name="loss",
+        max_trial_count=1,
+        parallel_trial_count=1,
+        metrics_collector_config={"kind": "Push"},
+    )
+    deadline = time.monotonic() + 60
+    while not client.list_trials("chatty") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (trial,) = client.list_trials("chatty")
+    name = str(trial.metadata.name)  # type: ignore[union-attr]
+    lr = next(a.value for a in trial.spec.parameter_assignments if a.name == "lr")  # type: ignore[union-attr]
+    followed = list(client.get_job_logs("chatty", name, follow=True))  # from its start until it ends
+    assert [line for line in followed if line.startswith("epoch")] == [f"epoch {i} lr {lr}" for i in range(3)]
+    assert client.get_trial(name).status.has_condition("Succeeded")  # type: ignore[union-attr]
+    assert list(client.get_job_logs("chatty", name)) == followed
+    with pytest.raises(RuntimeError, match=f"^Failed to get logs of Trial default/{name}"):
+        list(client.get_job_logs("another", name))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import math
+import numbers
 import os
 import signal
 import sys
@@ -178,16 +180,22 @@ def report_metrics(
     Raises:
         ValueError: env ``KATIB_TRIAL_NAME`` is not set, or a value cannot be converted to float,
             or a metric name or ``step`` is invalid.
-        RuntimeError: the metrics could not be stored before ``timeout`` (``block=True`` only).
+        RuntimeError: the metrics could not be stored before ``timeout`` (``block=True`` only), or
+            ``timeout`` is not positive (as kubeflow-katib, whose gRPC deadline has then passed).
     """
     trial_name = os.environ.get(constants.TRIAL_NAME_ENV)
     if not trial_name:
         raise ValueError("The Trial name is not passed to environment variables")
     observations.check_trial_name(trial_name, field=constants.TRIAL_NAME_ENV)
-    if not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if not isinstance(timeout, numbers.Real) or math.isnan(timeout):
+        raise ValueError(f"timeout must be a number of seconds, not {timeout!r}")
     address = resolve_address(db_manager_address)
     pairs = _metrics.pairs(metrics, step)
+    if timeout <= 0:  # as kubeflow-katib: a deadline already past fails the push, after validation
+        raise RuntimeError(
+            f"Unable to push metrics to Katib DB for Trial {current_namespace()}/{trial_name}. "
+            f"Exception: the timeout of {timeout!r} s left no time to push"
+        )
     early = _process.early_stop()
     stop = early.feed(pairs)
     if stop:  # stored with the metrics that met the rules: one request, one verdict

@@ -517,6 +517,35 @@ class KatibClient:
             raise RuntimeError(f"Unable to get metrics for Trial {namespace}/{name}. Exception: {exc}") from exc
         return logs if steps else [log for log in logs if log.metric.name != constants.STEP_METRIC]
 
+    def get_job_logs(
+        self, name: str, trial_name: str, follow: bool = False, namespace: str | None = None
+    ) -> Iterator[str]:
+        """The output of a Trial's training, line by line (a generator, as kubeflow-katib's).
+
+        On a cluster: the log of the Trial's latest Pod, from the container holding the training's
+        output (the ``StdOut`` collector's sidecar, else the primary container); in local mode:
+        the trial's output file. ``follow`` streams until the training ends (``kubectl logs -f``).
+
+        Raises:
+            ValueError: ``name`` or ``trial_name`` is empty.
+            RuntimeError: the Trial is not found, is not a trial of Experiment ``name``, has no
+                output yet, or the API failed.
+        """
+        if not name:
+            raise ValueError("Experiment name is required")
+        if not trial_name:
+            raise ValueError("Trial name is required")
+        namespace = namespace or self.namespace
+        return self._job_logs(name, trial_name, follow, namespace)
+
+    def _job_logs(self, name: str, trial_name: str, follow: bool, namespace: str) -> Iterator[str]:
+        with _failures("get logs of", f"Trial {namespace}/{trial_name}"):
+            trial = self.backend.get_trial(trial_name, namespace, DEFAULT_TIMEOUT)
+            experiment = ((trial.metadata.labels if trial.metadata else None) or {}).get(constants.EXPERIMENT_LABEL)
+            if experiment != name:
+                raise KatibError(f"it is a trial of Experiment {experiment!r}, not of {name!r}")
+            yield from self.backend.trial_logs(trial, namespace, follow, DEFAULT_TIMEOUT)
+
     def get_trial_metric_history(
         self,
         name: str,

@@ -79,7 +79,9 @@ def test_an_empty_report_is_fine(db_manager: DBManagerServer, trial: str, transp
     assert stored(db_manager.address, trial) == []
 
 
-def test_upstream_error_contract(db_manager: DBManagerServer, trial: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upstream_error_contract(
+    db_manager: DBManagerServer, trial: str, monkeypatch: pytest.MonkeyPatch, stored: Stored
+) -> None:
     with pytest.raises(ValueError, match=r"^Invalid value abc for metrics value\. "):
         katib.report_metrics({"loss": "abc"}, db_manager.address)
     with pytest.raises(RuntimeError) as caught:
@@ -88,6 +90,16 @@ def test_upstream_error_contract(db_manager: DBManagerServer, trial: str, monkey
     assert str(caught.value).startswith(f"Unable to push metrics to Katib DB for Trial default/{trial}. Exception: ")
     assert isinstance(caught.value.__cause__, RpcError)
     assert caught.value.__cause__.code in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED)
+    # timeout=0: a deadline already past fails the push as upstream's gRPC call does, after the
+    # values are checked; nothing is stored
+    with pytest.raises(ValueError, match=r"^Invalid value abc for metrics value\. "):
+        katib.report_metrics({"loss": "abc"}, db_manager.address, timeout=0)
+    for timeout in (0, -1, 0.0):
+        with pytest.raises(RuntimeError, match=f"^Unable to push metrics to Katib DB for Trial default/{trial}\\. "):
+            katib.report_metrics({"loss": 1}, db_manager.address, timeout=timeout)
+    assert stored(db_manager.address, trial) == []
+    with pytest.raises(ValueError, match="^timeout must be a number of seconds, not 'soon'$"):
+        katib.report_metrics({"loss": 1}, db_manager.address, timeout="soon")  # type: ignore[arg-type]
     monkeypatch.delenv("KATIB_TRIAL_NAME")
     with pytest.raises(ValueError, match="^The Trial name is not passed to environment variables$"):
         katib.report_metrics({"loss": 1}, db_manager.address)

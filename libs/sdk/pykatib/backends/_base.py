@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from katib_core.errors import KatibError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _reporting, _wire
 
@@ -76,6 +77,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def list_trials(self, namespace: str, experiment_name: str | None, timeout: float) -> list[Trial]:
         """Trials of the namespace, or only those labelled ``katib.kubeflow.org/experiment=<experiment_name>``."""
+
+    def trial_logs(self, trial: Trial, namespace: str, follow: bool, timeout: float) -> Iterator[str]:
+        """The output of a Trial's training, line by line; ``follow``: until the training ends.
+
+        Raises:
+            NotFoundError: nothing ran for the Trial (yet), or its output is gone.
+        """
+        raise KatibError(f"{type(self).__name__} keeps no trial output")
 
     def get_trial_metrics(self, name: str, db_manager_address: str | None, timeout: float) -> list[_wire.MetricLog]:
         """Every metric log of a trial, from the DB manager (``_transport.RpcError`` on failure)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubernetes import client, config
@@ -17,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from katib_core import constants
+from katib_core import constants, trial_logs
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError
 from katib_core.models import Experiment, KatibModel, Suggestion, Trial
 from pykatib import _reporting
@@ -110,6 +111,44 @@ class KubernetesBackend(Backend):
         selector = None if experiment_name is None else f"{constants.EXPERIMENT_LABEL}={experiment_name}"
         return self._list(Trial, constants.TRIAL_PLURAL, namespace, selector, timeout)
 
+    def trial_logs(self, trial: Trial, namespace: str, follow: bool, timeout: float) -> Iterator[str]:
+        core = client.CoreV1Api(self.api_client)
+        name = trial.metadata.name if trial.metadata else ""
+        with _errors():
+            pods: list[Any] = core.list_namespaced_pod(
+                namespace, label_selector=trial_logs.pod_selector(trial), _request_timeout=timeout
+            ).items
+        if not pods:
+            raise NotFoundError(f"no Pod of Trial {namespace}/{name}")
+        # a Job's retries: the latest attempt
+        latest = max(pods, key=lambda p: p.metadata.creation_timestamp)
+        pod_name = str(latest.metadata.name)
+        options: dict[str, Any] = {}
+        container = trial_logs.output_container(trial)
+        if container is not None:
+            options["container"] = container
+        with _errors():
+            if not follow:
+                text = core.read_namespaced_pod_log(pod_name, namespace, _request_timeout=timeout, **options)
+                yield from text.splitlines()
+                return
+            response = _when_started(
+                lambda: core.read_namespaced_pod_log(
+                    pod_name, namespace, follow=True, _preload_content=False, **options
+                ),
+                timeout,
+            )
+            try:
+                pending = b""
+                for data in response.stream():
+                    *lines, pending = (pending + data).split(b"\n")
+                    for line in lines:
+                        yield line.decode(errors="replace")
+                if pending:
+                    yield pending.decode(errors="replace")
+            finally:
+                response.release_conn()
+
     def _get(self, model: type[_M], plural: str, name: str, namespace: str, timeout: float) -> _M:
         with _errors():
             found = self._api.get_namespaced_custom_object(
@@ -126,6 +165,19 @@ class KubernetesBackend(Backend):
                 constants.GROUP, constants.VERSION, namespace, plural, **options
             )
         return [model.from_api(item) for item in found.get("items") or ()]
+
+
+def _when_started(read: Callable[[], Any], timeout: float) -> Any:
+    """``read()`` once the container has started: following a Pod that is still being created
+    (the API server answers 400 "waiting to start") waits for it, up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return read()
+        except ApiException as exc:
+            if exc.status != 400 or "waiting to start" not in _reason(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager

@@ -206,3 +206,46 @@ def test_trials_and_suggestions(client: katib.KatibClient, custom: k8s.CustomObj
     assert suggestion.spec is not None
     assert suggestion.spec.requests == 2
     assert [s.metadata.name for s in client.list_suggestions() if s.metadata] == ["push-exp"]
+
+
+def test_get_job_logs_reads_the_trials_pod(
+    client: katib.KatibClient, custom: k8s.CustomObjectsApi, k8s_cluster: Cluster, k8s_namespace: str
+) -> None:
+    """kubeflow-katib's get_job_logs: the trial's Pod (through the apiserver's pods/log), from the
+    primary container, or from the StdOut collector's sidecar, which echoes the training's output."""
+    core = k8s.CoreV1Api(k8s_cluster.api_client)
+    counting = "import time\nfor i in range(4):\n    print('epoch', i, flush=True)\n    time.sleep(0.3)\n"
+    for name, kind, container in (
+        ("pushed", "Push", "training-container"),
+        ("parsed", "StdOut", "metrics-logger-and-collector"),
+    ):
+        spec = {"metricsCollector": {"collector": {"kind": kind}}, "primaryContainerName": "training-container"}
+        labels = {constants.EXPERIMENT_LABEL: "logs-exp"}
+        body = {"apiVersion": constants.API_VERSION, "kind": "Trial", "metadata": {"name": name, "labels": labels}}
+        custom.create_namespaced_custom_object(GROUP, VERSION, k8s_namespace, "trials", {**body, "spec": spec})
+        containers = [
+            {"name": container, "image": "python:3.11-slim", "command": ["python", "-c", counting]},
+            {"name": "other", "image": "python:3.11-slim", "command": ["python", "-c", "print('noise')"]},
+        ]
+        pod = {
+            "metadata": {"name": f"{name}-pod", "labels": {constants.TRIAL_LABEL: name}},
+            "spec": {"restartPolicy": "Never", "containers": containers},
+        }
+        core.create_namespaced_pod(k8s_namespace, pod)  # type: ignore[arg-type]  # JSON is sent as is
+        if name == "pushed":  # followed while its Pod is being created: waits for it, then streams
+            followed = list(client.get_job_logs("logs-exp", "pushed", follow=True))
+            assert followed == [f"epoch {i}" for i in range(4)]
+
+    assert list(client.get_job_logs("logs-exp", "parsed", follow=True)) == [f"epoch {i}" for i in range(4)]
+    assert list(client.get_job_logs("logs-exp", "pushed")) == [f"epoch {i}" for i in range(4)]
+
+    with pytest.raises(ValueError, match="^Trial name is required$"):
+        client.get_job_logs("logs-exp", "")
+    with pytest.raises(RuntimeError, match="is a trial of Experiment 'logs-exp', not of 'other-exp'"):
+        list(client.get_job_logs("other-exp", "pushed"))
+    with pytest.raises(RuntimeError, match=f"^Failed to get logs of Trial {k8s_namespace}/missing"):
+        list(client.get_job_logs("logs-exp", "missing"))
+    body = {"apiVersion": constants.API_VERSION, "kind": "Trial", "metadata": {"name": "podless", "labels": labels}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, k8s_namespace, "trials", body)
+    with pytest.raises(RuntimeError, match=f"no Pod of Trial {k8s_namespace}/podless"):
+        list(client.get_job_logs("logs-exp", "podless"))
