@@ -22,10 +22,10 @@ Python, the dynamic loader, the C library or grpcio read at start-up (``startup_
 otherwise — or for any other command, or when the zygote cannot start — it runs the command as before.
 A forked trial also ends without Python's module teardown (``_run`` says why and what still runs).
 
-Protocol (JSON lines): the zygote says ``{"ready": pid}`` once it has imported; the runner writes ``{"id", "source", "env", "cwd", "log"}`` to the zygote's
-stdin; the zygote answers ``{"id", "pid"}`` once forked (or ``{"id", "error"}``) and ``{"id", "exit"}``
-(a ``Popen.returncode``) once it has reaped the child. EOF on its stdin ends the zygote, stopping
-what it still runs (the runner has gone).
+Protocol (JSON lines): the zygote says ``{"ready": pid}`` once it has imported; the runner writes
+``{"id", "source", "env", "cwd", "log"}`` to its stdin; the zygote answers ``{"id", "pid"}`` once
+forked (or ``{"id", "error"}``) and ``{"id", "exit"}`` (a ``Popen.returncode``) once it has reaped
+the child. EOF on its stdin ends the zygote, stopping what it still runs (the runner has gone).
 """
 
 from __future__ import annotations
