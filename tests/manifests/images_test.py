@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from katib_testsupport.pip import pip_env
 
+from katib_testsupport.pip import pip_env
 from manifests import kustomize
 
 SERVICES = [
@@ -27,6 +27,7 @@ SERVICES = [
     "katib-experiment-controller",
     "katib-trial-controller",
     "katib-metrics-collector",
+    "katib-suggestion",
 ]
 
 
@@ -106,6 +107,7 @@ def test_the_default_cmd_parses(image: tuple[str, Path]) -> None:
     [
         ("katib-db-manager", 6789, ["--db-url", "sqlite:///{tmp}/katib.db"], "serving api.v1.beta1.DBManager"),
         ("katib-webhook", 8443, ["--host=127.0.0.1", "--cert-dir={tmp}/cert", "--standalone"], "serving on https://"),
+        ("katib-suggestion", 6789, [], "serving api.v1.beta1.Suggestion"),
     ],
 )
 def test_the_healthcheck_passes_on_a_serving_container(
@@ -120,7 +122,7 @@ def test_the_healthcheck_passes_on_a_serving_container(
         timeout=600,
     )
     port = free_port()
-    listen = "--listen-address=127.0.0.1:{port}" if title == "katib-db-manager" else "--port={port}"
+    listen = "--port={port}" if title == "katib-webhook" else "--listen-address=127.0.0.1:{port}"
     argv = [a.format(tmp=tmp_path, port=port) for a in [listen, *args]]
     server = subprocess.Popen([*entrypoint(title, root), *argv], stdout=subprocess.PIPE, text=True)
     try:

@@ -18,6 +18,8 @@ SERVICES = {
     "katib-trial-controller",
     "katib-metrics-collector",
 }
+#: Images built like the others but not part of infra/install: deployed on their own (docs/suggestion.md).
+OPTIONAL = {"katib-suggestion"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def test_the_expected_kustomizations_exist() -> None:
         "infra/base",
         "infra/install",
         "infra/overlays/katib-compatible",
-        *(f"infra/{c}" for c in ("crds", "namespace", "mysql", "db-manager", "webhook")),
+        *(f"infra/{c}" for c in ("crds", "namespace", "mysql", "db-manager", "webhook", "suggestion")),
         *(f"infra/{c}-controller" for c in ("experiment", "trial")),
     }
     assert expected <= found
@@ -156,8 +158,8 @@ def test_every_pykatib_image_is_built_by_a_dockerfile(install: list[dict[str, An
 
 def test_every_service_image_follows_the_db_managers_conventions() -> None:
     found = kustomize.dockerfiles()
-    assert SERVICES | {"pykatib-trial"} == set(found)
-    for title in SERVICES:
+    assert SERVICES | OPTIONAL | {"pykatib-trial"} == set(found)
+    for title in SERVICES | OPTIONAL:
         dockerfile = found[title]
         assert dockerfile.path == Path(
             "services", title.removeprefix("katib-").replace("db-manager", "dbmanager"), "Dockerfile"
@@ -180,10 +182,18 @@ def test_every_service_image_follows_the_db_managers_conventions() -> None:
 
 
 def test_the_pexes_the_images_copy_include_pex_tools() -> None:
-    for title in SERVICES:
+    for title in SERVICES | OPTIONAL:
         build_file = kustomize.dockerfiles()[title].path.parent / "BUILD"
         assert f'output_path="{title}.pex"' in build_file.read_text()
         assert "include_tools=True" in build_file.read_text(), build_file
+
+
+def test_the_optional_suggestion_service_runs_its_image(kubectl: Path) -> None:
+    objects = kustomize.build(kubectl, kustomize.INFRA / "suggestion")
+    ((_, container),) = kustomize.containers(objects)
+    assert container["image"] == f"{kustomize.REGISTRY}katib-suggestion:v0.1.0"
+    (port,) = container["ports"]
+    assert port["containerPort"] == 6789  # Katib's suggestion port
 
 
 def test_probes_hit_the_ports_the_containers_serve(install: list[dict[str, Any]]) -> None:
