@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from katib_testsupport.pip import pip_env
+
 from manifests import kustomize
 
 SERVICES = [
