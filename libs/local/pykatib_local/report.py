@@ -15,11 +15,8 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from katib_core import constants
+from katib_core import constants, metric_history
 from katib_core.models import Experiment, Trial
-
-#: pykatib's ``step=`` travels as this metric (pykatib.STEP_METRIC); curves use it as x when present.
-STEP_METRIC = "pykatib.step"
 
 
 @dataclass(frozen=True)
@@ -108,17 +105,10 @@ def _curves_figure(trials: Sequence[Trial], logs: Mapping[str, Sequence[MetricLo
     fig = go.Figure()
     for trial in trials:
         rows = logs.get(_name(trial), ())
-        steps = {row.time: row.value for row in rows if row.name == STEP_METRIC}
-        xs, ys = [], []
-        for index, row in enumerate(r for r in rows if r.name == metric):
-            try:
-                y = float(row.value)
-            except ValueError:
-                continue
-            if not math.isfinite(y):
-                continue
-            xs.append(_number(steps.get(row.time), index))
-            ys.append(y)
+        # x: the step= a value was reported at, else its report number
+        points = metric_history.history((row.time, row.name, row.value) for row in rows).get(metric, [])
+        xs = [p.step if p.step is not None else index for index, p in enumerate(points)]
+        ys = [p.value for p in points]
         if ys:
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=_name(trial)))
     fig.update_layout(

@@ -17,8 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from katib_testsupport.processes import DBManagerProcess
-from katib_testsupport.suggestion_process import SuggestionProcess, run_suggestion
+from katib_testsupport.processes import DBManagerProcess, SuggestionProcess, run_suggestion
 
 from katib_api.v1beta1 import api_pb2, api_pb2_grpc
 from katib_core import suggestions, testing
