@@ -22,7 +22,7 @@ from katib_core.errors import NotFoundError, ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _wire
 from pykatib.backends import register_backend
-from pykatib.backends._base import Backend
+from pykatib.backends._base import Backend, text_lines
 from pykatib_local import containers, summaries, trial_process
 from pykatib_local.progress import ProgressView
 from pykatib_local.session import LocalSession, default_workdir
@@ -126,20 +126,21 @@ class LocalBackend(Backend):
         path = self._store.trial_dir(namespace, experiment, name) / trial_process.LOG_NAME
         if not path.exists() and not follow:
             raise NotFoundError(f"Trial {namespace}/{name} has no output (yet): {path}")
-        offset, pending = 0, b""
+        yield from text_lines(self._output_chunks(path, namespace, name, follow))
+
+    def _output_chunks(self, path: Path, namespace: str, name: str, follow: bool) -> Iterator[bytes]:
+        """What the trial wrote to ``path``; ``follow``: new data until the Trial has finished."""
+        offset = 0
         while True:
             finished = trial_conditions.is_completed(self._store.get(Trial, namespace, name).status)
             with contextlib.suppress(FileNotFoundError), path.open("rb") as file:
                 file.seek(offset)
                 data = file.read()
                 offset += len(data)
-                *lines, pending = (pending + data).split(b"\n")
-                yield from (line.decode(errors="replace") for line in lines)
+                yield data
             if not follow or finished:
-                break
+                return
             time.sleep(_FOLLOW_SECONDS)
-        if pending:
-            yield pending.decode(errors="replace")
 
 
 _sessions: dict[tuple[Path, str | None, bool], LocalSession] = {}

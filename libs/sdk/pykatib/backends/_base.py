@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from katib_core.errors import KatibError
 from katib_core.models import Experiment, Suggestion, Trial
 from pykatib import _reporting, _wire
+
+
+def text_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a byte stream read in arbitrary chunks (a followed log), each yielded once whole."""
+    pending = b""
+    for data in chunks:
+        *lines, pending = (pending + data).split(b"\n")
+        yield from (line.decode(errors="replace") for line in lines)
+    if pending:
+        yield pending.decode(errors="replace")
 
 
 class Backend(abc.ABC):

@@ -22,7 +22,7 @@ from katib_core import constants, trial_logs
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError
 from katib_core.models import Experiment, KatibModel, Suggestion, Trial
 from pykatib import _reporting
-from pykatib.backends._base import Backend
+from pykatib.backends._base import Backend, text_lines
 
 if TYPE_CHECKING:
     from pykatib.backends import KubernetesBackendConfig
@@ -139,13 +139,7 @@ class KubernetesBackend(Backend):
                 timeout,
             )
             try:
-                pending = b""
-                for data in response.stream():
-                    *lines, pending = (pending + data).split(b"\n")
-                    for line in lines:
-                        yield line.decode(errors="replace")
-                if pending:
-                    yield pending.decode(errors="replace")
+                yield from text_lines(response.stream())
             finally:
                 response.release_conn()
 
