@@ -18,6 +18,7 @@ from typing import Final
 from katib_core import aggregation, conditions, constants, rendering, trial_conditions
 from katib_core.constants import SuggestionConditionType, TrialConditionType
 from katib_core.models import (
+    AlgorithmSetting,
     EarlyStoppingRule,
     Experiment,
     ObjectMeta,
@@ -75,11 +76,21 @@ class SuggestionRequest:
 
 @dataclass(frozen=True)
 class SuggestionReply:
-    """New assignments (each a list of ``ParameterAssignment``); ``exhausted`` when the space has no more."""
+    """New assignments (each a list of ``ParameterAssignment``); ``exhausted`` when the space has no more.
+
+    As in Katib's ``GetSuggestionsReply``, an algorithm may also name each new trial
+    (``trial_names``; "" lets the controller pick), label it (``labels``: PBT's lineage) and return
+    its settings (``algorithm_settings``: hyperband's and PBT's state). Returned settings replace the
+    Suggestion status's ``algorithmSettings`` by name, and the next request's Experiment carries them
+    (the spec's settings overlaid by the status's), so the state survives restarts in the record.
+    """
 
     assignments: tuple[tuple[ParameterAssignment, ...], ...] = ()
     exhausted: bool = False
     labels: tuple[dict[str, str], ...] = field(default=())
+    trial_names: tuple[str, ...] = field(default=())
+    #: None: unchanged.
+    algorithm_settings: tuple[AlgorithmSetting, ...] | None = None
 
 
 def experiment_key(experiment: Experiment) -> str:
