@@ -116,6 +116,11 @@ class ExperimentLoop:
                 self._port.event(plan.experiment, Event(WARNING, "SuggestionFailed", error))
                 plan = planning.plan_experiment(experiment, trials, record, now=now, template=template)
             else:
+                if suggestions.is_idle(reply, current):
+                    if plan.summary.active or plan.trials_to_create:
+                        # Waiting for running trials (hyperband's rung): no write, so no hot loop.
+                        return self._finish(experiment, trials, plan, record)
+                    reply = suggestions.SuggestionReply(exhausted=True)  # nothing runs: it never will answer
                 taken = [t.metadata.name for t in trials if t.metadata and t.metadata.name]
                 rules = early_stopping.median_stop_rules(plan.experiment, self._succeeded(plan.experiment, trials))
                 recorded = suggestions.record(
@@ -123,6 +128,18 @@ class ExperimentLoop:
                 )
                 record = self._port.save_suggestion(recorded, create=False)
                 plan = planning.with_recorded(plan, record, template=template)
+        return self._finish(experiment, trials, plan, record, error=error)
+
+    def _finish(
+        self,
+        experiment: Experiment,
+        trials: Sequence[Trial],
+        plan: planning.ExperimentPlan,
+        record: Suggestion | None,
+        *,
+        error: str | None = None,
+    ) -> Pass:
+        """Create the plan's Trials, write the status, post the events."""
         namespace = (experiment.metadata.namespace if experiment.metadata else None) or ""
         created = self._port.create_trials(namespace, plan.trials_to_create) if plan.trials_to_create else []
         if planning.status_changed(experiment.status, plan.status):

@@ -138,7 +138,7 @@ def plan_experiment(
     count = _new_count(experiment, summary, pending=len(unfulfilled), known=len(existing | {a.name for a in issued}))
     if count > 0 and not suggestions.is_exhausted(record):
         request = suggestions.SuggestionRequest(
-            experiment=experiment,
+            experiment=suggestions.request_experiment(experiment, record),
             trials=None,
             source=tuple(trials),
             issued=tuple(issued),

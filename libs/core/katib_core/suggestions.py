@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -30,6 +31,8 @@ from katib_core.models import (
     TrialAssignment,
 )
 
+#: What a trial name may be (a DNS-1123 label, as Kubernetes requires of a Pod's name parts).
+_DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 REASON_CREATED: Final = "SuggestionCreated"
 REASON_READY: Final = "DeploymentReady"
 REASON_RUNNING: Final = "SuggestionRunning"
@@ -93,6 +96,17 @@ class SuggestionReply:
     algorithm_settings: tuple[AlgorithmSetting, ...] | None = None
 
 
+def is_idle(reply: SuggestionReply, record: Suggestion | None) -> bool:
+    """Nothing new and nothing to record (settings absent, or as ``record`` holds them already — a
+    service echoes them): the algorithm waits for running trials."""
+    if reply.assignments or reply.exhausted:
+        return False
+    if reply.algorithm_settings is None:
+        return True
+    kept = list(record.status.algorithm_settings or ()) if record and record.status else []
+    return merge_settings(kept, reply.algorithm_settings) == kept
+
+
 def experiment_key(experiment: Experiment) -> str:
     """``namespace/name/uid``: identifies one Experiment's algorithm state."""
     meta = experiment.metadata or ObjectMeta()
@@ -123,6 +137,41 @@ def to_suggestion_trials(trials: Iterable[Trial]) -> tuple[SuggestionTrial, ...]
         name = trial.metadata.name if trial.metadata else None
         result.append(SuggestionTrial(name or "", assignments, trial_conditions.last_condition_type(status), metrics))
     return tuple(result)
+
+
+def merge_settings(
+    base: Sequence[AlgorithmSetting] | None, overrides: Iterable[AlgorithmSetting] | None
+) -> list[AlgorithmSetting]:
+    """``base`` with each of ``overrides`` replacing the setting of its name, or appended (Katib's
+    controller merges a reply's settings into the Suggestion status, and the status's into the
+    Experiment it sends, this way)."""
+    merged = [s.model_copy() for s in base or ()]
+    where = {s.name: i for i, s in enumerate(merged)}
+    for setting in overrides or ():
+        if setting.name in where:
+            merged[where[setting.name]] = setting.model_copy()
+        else:
+            where[setting.name] = len(merged)
+            merged.append(setting.model_copy())
+    return merged
+
+
+def request_experiment(experiment: Experiment, record: Suggestion | None) -> Experiment:
+    """``experiment`` as an algorithm is shown it: its settings overlaid by the ones the algorithm
+    returned before (the record's status), so state such as hyperband's bracket comes back."""
+    kept = record.status.algorithm_settings if record and record.status else None
+    algorithm = experiment.spec.algorithm if experiment.spec else None
+    if not kept or algorithm is None:
+        return experiment
+    merged = merge_settings(algorithm.algorithm_settings, kept)
+    if merged == list(algorithm.algorithm_settings or ()):
+        return experiment
+    result = experiment.model_copy()
+    assert result.spec is not None
+    result.spec = result.spec.model_copy(
+        update={"algorithm": algorithm.model_copy(update={"algorithm_settings": merged})}
+    )
+    return result
 
 
 def new_suggestion(experiment: Experiment, *, now: str) -> Suggestion:
@@ -227,7 +276,11 @@ def record(
     used = set(taken) | {a.name for a in entries if a.name}
     name = (experiment.metadata.name if experiment.metadata else None) or "trial"
     for index, assignment in enumerate(reply.assignments):
-        trial_name = rendering.new_trial_name(name, taken=used, rng=rng)
+        given = reply.trial_names[index] if index < len(reply.trial_names) else ""
+        if given and given not in used and _DNS_LABEL.fullmatch(given):
+            trial_name = given  # as Katib: the algorithm's name (PBT's lineage refers to it)
+        else:
+            trial_name = rendering.new_trial_name(name, taken=used, rng=rng)
         used.add(trial_name)
         labels = reply.labels[index] if index < len(reply.labels) else None
         entries.append(
@@ -240,6 +293,8 @@ def record(
         )
     status.suggestions = entries
     status.suggestion_count = len(entries)
+    if reply.algorithm_settings is not None:
+        status.algorithm_settings = merge_settings(status.algorithm_settings, reply.algorithm_settings) or None
     status.last_reconcile_time = now
     if reply.exhausted:
         status.conditions = conditions.put(
