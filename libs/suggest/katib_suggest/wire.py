@@ -329,33 +329,50 @@ def request_from_proto(message: api_pb2.GetSuggestionsRequest) -> SuggestionRequ
 
 
 def reply_to_proto(reply: SuggestionReply, algorithm: AlgorithmSpec | None) -> api_pb2.GetSuggestionsReply:
-    """``GetSuggestionsReply``: the assignments (with labels when the algorithm gave some) and
-    ``algorithm``, which Katib's controller merges into the Suggestion's status and sends back in
-    the next request's Experiment: the algorithm's state travels there."""
+    """``GetSuggestionsReply``: the assignments (with trial names and labels when the algorithm gave
+    some) and, when the algorithm returned settings (its state: hyperband, PBT), ``algorithm`` with
+    them merged into the request's — Katib's controller merges that into the Suggestion's status
+    and sends it back in the next request's Experiment. Like Katib's optuna service, algorithms
+    without state send no ``algorithm``."""
     message = api_pb2.GetSuggestionsReply()
     for index, assignment in enumerate(reply.assignments):
         added = message.parameter_assignments.add(
             assignments=[api_pb2.ParameterAssignment(name=a.name or "", value=a.value or "") for a in assignment]
         )
+        if index < len(reply.trial_names) and reply.trial_names[index]:
+            added.trial_name = reply.trial_names[index]
         if index < len(reply.labels) and reply.labels[index]:
             added.labels.update(reply.labels[index])
-    if algorithm is not None:
-        message.algorithm.CopyFrom(algorithm_to_proto(algorithm))
+    if algorithm is not None and reply.algorithm_settings is not None:
+        merged = suggestions.merge_settings(algorithm.algorithm_settings, reply.algorithm_settings)
+        message.algorithm.CopyFrom(algorithm_to_proto(algorithm.model_copy(update={"algorithm_settings": merged})))
     return message
 
 
-def reply_from_proto(message: api_pb2.GetSuggestionsReply, count: int) -> SuggestionReply:
-    """Our reply for a ``GetSuggestionsReply`` to a request for ``count``: fewer means the search
-    space is exhausted (Katib's controller would refuse such a reply; ours records it as the end)."""
+def reply_from_proto(message: api_pb2.GetSuggestionsReply, count: int, *, running: bool = False) -> SuggestionReply:
+    """Our reply for a ``GetSuggestionsReply`` to a request for ``count``.
+
+    Fewer than ``count`` means the search space is exhausted (Katib's controller would refuse such
+    a reply and ask again; ours records it as the end) — except no assignment at all while trials
+    are ``running``: the algorithm may be waiting for them (hyperband's rungs), so it is asked
+    again later. The returned ``algorithm`` settings are the algorithm's state, kept as Katib does.
+    """
     assignments = tuple(
         tuple(ParameterAssignment(name=a.name, value=a.value) for a in p.assignments)
         for p in message.parameter_assignments
     )
     labels = tuple(dict(p.labels) for p in message.parameter_assignments)
+    names = tuple(p.trial_name for p in message.parameter_assignments)
+    settings = None
+    if message.HasField("algorithm") and message.algorithm.algorithm_settings:
+        settings = tuple(algorithm_from_proto(message.algorithm).algorithm_settings or ())
+    waiting = not assignments and running
     return SuggestionReply(
         assignments=assignments,
-        exhausted=len(assignments) < count,
+        exhausted=len(assignments) < count and not waiting,
         labels=labels if any(labels) else (),
+        trial_names=names if any(names) else (),
+        algorithm_settings=settings,
     )
 
 

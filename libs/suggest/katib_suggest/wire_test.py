@@ -3,7 +3,13 @@ from typing import Any
 from katib_api.v1beta1 import api_pb2
 from katib_core import suggestions, testing
 from katib_core.constants import TrialConditionType
-from katib_core.models import EarlyStoppingRule, EarlyStoppingSpec, ParameterAssignment, TrialAssignment
+from katib_core.models import (
+    AlgorithmSetting,
+    EarlyStoppingRule,
+    EarlyStoppingSpec,
+    ParameterAssignment,
+    TrialAssignment,
+)
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
 from katib_suggest import Suggester, wire
 
@@ -101,7 +107,7 @@ def test_assignments_katib_left_out_still_count() -> None:
     assert [a.name for a in request.issued] == ["a", "", ""]
 
 
-def test_reply_round_trip_with_labels_and_the_algorithm() -> None:
+def test_reply_round_trip_with_labels() -> None:
     experiment = testing.experiment(algorithm="tpe", settings={"random_state": "1"})
     assert experiment.spec is not None
     reply = SuggestionReply(
@@ -109,11 +115,34 @@ def test_reply_round_trip_with_labels_and_the_algorithm() -> None:
         labels=({"pbt.suggestion.katib.kubeflow.org/generation": "1"}, {}),
     )
     message = wire.reply_to_proto(reply, experiment.spec.algorithm)
-    assert message.algorithm.algorithm_name == "tpe"
-    assert [(s.name, s.value) for s in message.algorithm.algorithm_settings] == [("random_state", "1")]
+    assert not message.HasField("algorithm")  # no state returned: nothing for Katib to keep
     assert dict(message.parameter_assignments[0].labels) == {"pbt.suggestion.katib.kubeflow.org/generation": "1"}
     assert wire.reply_from_proto(message, 2) == reply
     assert wire.reply_from_proto(message, 3).exhausted
+
+
+def test_trial_names_and_returned_settings_travel_and_an_empty_answer_may_wait() -> None:
+    experiment = testing.experiment(algorithm="hyperband", settings={"eta": "3", "current_s": "2"})
+    assert experiment.spec is not None
+    reply = SuggestionReply(
+        assignments=((ParameterAssignment(name="lr", value="0.5"),),),
+        trial_names=("exp-pbt-1",),
+        algorithm_settings=(AlgorithmSetting(name="current_s", value="1"),),
+    )
+    message = wire.reply_to_proto(reply, experiment.spec.algorithm)
+    assert message.parameter_assignments[0].trial_name == "exp-pbt-1"
+    # Katib's controller keeps what comes back; the request's settings with the algorithm's merged in.
+    assert [(s.name, s.value) for s in message.algorithm.algorithm_settings] == [("eta", "3"), ("current_s", "1")]
+    back = wire.reply_from_proto(message, 1)
+    assert back.trial_names == ("exp-pbt-1",)
+    assert not back.exhausted
+    empty = api_pb2.GetSuggestionsReply()
+    assert wire.reply_from_proto(empty, 2).exhausted
+    waiting = wire.reply_from_proto(empty, 2, running=True)
+    assert not waiting.exhausted
+    assert suggestions.is_idle(waiting, None)
+    partial = wire.reply_to_proto(SuggestionReply(assignments=reply.assignments), None)
+    assert wire.reply_from_proto(partial, 2, running=True).exhausted  # fewer, not none: the end
 
 
 def test_rules_round_trip_and_unknown_comparison_is_equal() -> None:

@@ -132,7 +132,7 @@ def test_rounds_with_growing_trial_lists(channel: grpc.Channel) -> None:
     for batch in range(4):
         reply = get_suggestions(channel, experiment, trials, 3, 3 * (batch + 1))
         assert len(reply.parameter_assignments) == 3
-        assert reply.algorithm == experiment.spec.algorithm  # state (the settings) round-trips
+        assert not reply.HasField("algorithm")  # tpe keeps no state in its settings (as Katib's optuna service)
         for assignment in reply.parameter_assignments:
             key = _key(assignment)
             assert key not in seen

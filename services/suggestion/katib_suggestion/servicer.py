@@ -53,8 +53,9 @@ def _answering(method: Callable[..., T]) -> Callable[..., T]:
 
 class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
     """``GetSuggestions``: exactly ``current_request_number`` assignments (fewer only when a grid
-    runs out), the algorithm spec echoed back so that its settings (the algorithm's state) are
-    what the controller sends next time. ``ValidateAlgorithmSettings``: the webhook's rule."""
+    runs out; none while hyperband waits for a rung), with the settings an algorithm returns (its
+    state) in ``algorithm``, which the controller sends back next time. ``ValidateAlgorithmSettings``:
+    the webhook's rule."""
 
     def __init__(self, suggester: Suggester) -> None:
         self._suggester = suggester
