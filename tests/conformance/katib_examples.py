@@ -33,7 +33,7 @@ Json = dict[str, Any]
 
 #: Algorithms of Katib's default katib-config that pykatib does not implement (yet): our webhook
 #: and local mode deny them naming ``spec.algorithm.algorithmName``.
-UNIMPLEMENTED: Final = frozenset({"hyperband", "bayesianoptimization", "pbt", "enas", "darts"})
+UNIMPLEMENTED: Final = frozenset({"bayesianoptimization", "pbt", "enas", "darts"})
 
 ALGORITHM: Final = "spec.algorithm.algorithmName"
 COLLECTOR_KIND: Final = "spec.metricsCollectorSpec.collector.kind"
@@ -702,8 +702,6 @@ EXAMPLES: Final[tuple[Example, ...]] = (
             refs={**LR_MOMENTUM_REFS, "numberEpochs": "num-epochs"},
             counts=(2, 2, 2),
         ),
-        webhook=unimplemented("hyperband"),
-        local=unimplemented("hyperband"),
     ),
     Example(
         "hp-tuning/hyperopt-distribution",

@@ -164,7 +164,7 @@ REFUSED_ON_THE_COMMAND_LINE = [
     "trial-template/trial-configmap-source",  # before the trial is looked at
     "kubeflow-training-operator/xgboostjob-lightgbm",  # the primary container has no command
     "early-stopping/median-stop",  # early stopping of a StdOut trial
-    "hp-tuning/hyperband",  # Katib's rules (the algorithm)
+    "hp-tuning/simple-pbt",  # Katib's rules (more failures allowed than trials)
 ]
 
 

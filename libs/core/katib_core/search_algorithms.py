@@ -44,6 +44,10 @@ class Settings:
     prior_weight: float | None = None
     sigma: float | None = None
     restart_strategy: str | None = None
+    # hyperband (docs/algorithms.md#hyperband)
+    resource_name: str | None = None
+    eta: int | None = None
+    r_l: float | None = None
 
 
 def _non_negative_int(name: str, text: str) -> int:
@@ -97,6 +101,34 @@ def _restart(name: str, text: str) -> str | None:
     return text
 
 
+def _text(name: str, text: str) -> str:
+    if not text:
+        raise ValidationError(f"{_FIELD}.{name}", "must not be empty")
+    return text
+
+
+def _eta(name: str, text: str) -> int:
+    value = _float(name, text)
+    if value != int(value) or value < 2:
+        # Katib v0.19 truncates to an integer and turns values <= 0 into 3 (1 divides by log 1 = 0).
+        raise ValidationError(f"{_FIELD}.{name}", f"{text!r} should be an integer of at least 2")
+    return int(value)
+
+
+def _max_resource(name: str, text: str) -> float:
+    value = _float(name, text)
+    if value < 1:  # resources are assigned as integers: below 1 every rung would get 0
+        raise ValidationError(f"{_FIELD}.{name}", f"{text!r} should be a number of at least 1")
+    return value
+
+
+def _state(name: str, text: str) -> None:
+    """hyperband's state (Katib's names): a number, recomputed from the trials, so not kept."""
+    _float(name, text)
+
+
+#: hyperband's state settings as Katib v0.19 returns them; accepted, then derived from the trials.
+HYPERBAND_STATE: Final = ("s_max", "b_l", "r", "n", "current_s", "current_i", "evaluating_trials")
 _Parser = Callable[[str, str], object]
 _TPE: Final[Mapping[str, _Parser]] = {
     "random_state": _non_negative_int,
@@ -114,6 +146,13 @@ SCHEMAS: Final[Mapping[str, Mapping[str, _Parser]]] = {
     "multivariate-tpe": _TPE,
     "cmaes": {"random_state": _non_negative_int, "sigma": _positive_float, "restart_strategy": _restart},
     "sobol": {"random_state": _non_negative_int},
+    "hyperband": {
+        "resource_name": _text,
+        "eta": _eta,
+        "r_l": _max_resource,
+        "random_state": _non_negative_int,
+        **dict.fromkeys(HYPERBAND_STATE, _state),
+    },
 }
 ALGORITHMS: Final = tuple(SCHEMAS)
 #: Two spellings of one setting.
@@ -144,7 +183,9 @@ def parse_settings(algorithm: AlgorithmSpec | None) -> Settings:
         field = _ALIASES.get(key, key)
         if field in values:
             raise ValidationError(f"{_FIELD}[{index}].name", f"setting {key!r} is given twice")
-        values[field] = parser(key, setting.value or "")
+        value = parser(key, setting.value or "")
+        if key not in HYPERBAND_STATE:
+            values[field] = value
     return Settings(algorithm=name, **values)  # type: ignore[arg-type]
 
 
@@ -169,6 +210,8 @@ def check(experiment: Experiment) -> Settings:
             raise ValidationError(
                 "spec.parameters", "cmaes only supports two or more dimensional continuous search space"
             )
+    if settings.algorithm == "hyperband":
+        _check_hyperband(experiment, settings)
     if settings.algorithm == "grid":
         size = math.prod(len(values) for _, values in grid_axes(parameters))
         if spec.max_trial_count is not None and spec.max_trial_count > size:
@@ -177,6 +220,47 @@ def check(experiment: Experiment) -> Settings:
                 f"Max Trial Count: {spec.max_trial_count} > all possible search combinations: {size}",
             )
     return settings
+
+
+def hyperband_s_max(eta: int, r_l: float) -> int:
+    """The number of brackets less one: the largest ``s`` with ``eta**s <= r_l``.
+
+    Exact, where Katib v0.19's ``int(log(r_l) / log(eta))`` is one short for some powers (1000, 10).
+    """
+    s = 0
+    while eta ** (s + 1) <= r_l * (1 + 1e-12):
+        s += 1
+    return s
+
+
+def _check_hyperband(experiment: Experiment, settings: Settings) -> None:
+    """Katib v0.19's hyperband ValidateAlgorithmSettings, and a resource that can hold a number."""
+    spec = experiment.spec
+    assert spec is not None
+    for name in ("resource_name", "r_l"):
+        if getattr(settings, name) is None:
+            raise ValidationError(f"{_FIELD}.{name}", "must be set: hyperband needs resource_name and r_l")
+    eta = settings.eta or 3
+    assert settings.r_l is not None
+    widest = eta ** hyperband_s_max(eta, settings.r_l)
+    parallel = spec.parallel_trial_count if spec.parallel_trial_count is not None else 3  # Katib's default
+    if parallel < widest:
+        raise ValidationError(
+            "spec.parallelTrialCount",
+            f"must be not less than {widest} (eta**s_max: the first bracket's trials run at once)",
+        )
+    parameters = list(spec.parameters or ())
+    found = next((p for p in parameters if p.name == settings.resource_name), None)
+    if found is None:
+        known = ", ".join(repr(p.name) for p in parameters)
+        raise ValidationError(
+            f"{_FIELD}.resource_name", f"{settings.resource_name!r} must be one of the parameters ({known})"
+        )
+    if found.parameter_type not in (ParameterType.INT, ParameterType.DOUBLE):
+        raise ValidationError(
+            f"{_FIELD}.resource_name",
+            f"parameter {found.name!r} is {found.parameter_type}: the resource must be int or double",
+        )
 
 
 def _check_space(parameter: ParameterSpec, where: str, algorithm: str) -> None:

@@ -200,7 +200,7 @@ def test_the_full_rule_set_accepts_a_good_experiment() -> None:
         ({"spec.objective.objectiveMetricName": ""}, "spec.objective.objectiveMetricName"),
         ({"spec.objective.additionalMetricNames": ["acc"]}, "spec.objective.additionalMetricNames[0]"),
         ({"spec.algorithm": _DELETE}, "spec.algorithm.algorithmName"),
-        ({"spec.algorithm.algorithmName": "hyperband"}, "spec.algorithm.algorithmName"),
+        ({"spec.algorithm.algorithmName": "enas"}, "spec.algorithm.algorithmName"),
         ({"spec.earlyStopping": {"algorithmName": ""}}, "spec.earlyStopping.algorithmName"),
         ({"spec.earlyStopping": {"algorithmName": "asha"}}, "spec.earlyStopping.algorithmName"),
         ({"spec.resumePolicy": "Always"}, "spec.resumePolicy"),
@@ -445,7 +445,7 @@ def status(succeeded_reason: str | None, trials: int = 12) -> dict[str, Any]:
         ),
         ({"status": status("ExperimentMaxTrialsReached")}, {}, []),  # no spec change: nothing to check
         # a spec the installation no longer accepts, unchanged (a finalizer removed): not checked again
-        ({"spec.algorithm.algorithmName": "hyperband"}, {"spec.algorithm.algorithmName": "hyperband"}, []),
+        ({"spec.algorithm.algorithmName": "enas"}, {"spec.algorithm.algorithmName": "enas"}, []),
     ],
 )
 def test_update_rules(old_changes: dict[str, Any], new_changes: dict[str, Any], fields: list[str]) -> None:

@@ -31,7 +31,7 @@ from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, ParameterAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
-from katib_suggest import spaces
+from katib_suggest import hyperband, spaces
 
 _TOLD_AS_VALUE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
 _TOLD_AS_FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
@@ -90,6 +90,8 @@ class Suggester:
         parsed = search_algorithms.parse_settings(spec.algorithm)
         if parsed.algorithm == "grid":
             return _grid(request, parsed)
+        if parsed.algorithm == "hyperband":  # derived from the request: no study
+            return hyperband.suggest(request, parsed)
         with self._lock:
             state = self._sync(request, parsed, learn=parsed.algorithm not in _IGNORES_RESULTS)
             state.study.sampler = _sampler(parsed, len(request.issued))

@@ -127,6 +127,8 @@ def test_known_settings_validate(algorithm: str) -> None:
         settings |= {"n_startup_trials": "5", "n_ei_candidates": "24"}
     if algorithm == "cmaes":
         settings |= {"sigma": "0.5", "restart_strategy": "ipop"}
+    if algorithm == "hyperband":
+        settings |= {"resource_name": "layers", "r_l": "2"}
     parameters = PARAMS
     if algorithm == "grid":
         parameters = [
