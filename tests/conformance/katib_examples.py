@@ -33,7 +33,7 @@ Json = dict[str, Any]
 
 #: Algorithms of Katib's default katib-config that pykatib does not implement (yet): our webhook
 #: and local mode deny them naming ``spec.algorithm.algorithmName``.
-UNIMPLEMENTED: Final = frozenset({"bayesianoptimization", "pbt", "enas", "darts"})
+UNIMPLEMENTED: Final = frozenset({"bayesianoptimization", "enas", "darts"})
 
 ALGORITHM: Final = "spec.algorithm.algorithmName"
 COLLECTOR_KIND: Final = "spec.metricsCollectorSpec.collector.kind"
@@ -751,8 +751,8 @@ EXAMPLES: Final[tuple[Example, ...]] = (
             template=trial_template(job(container("learningRate")), {"learningRate": "lr"}),
         ),
         katib=deny("spec.maxFailedTrialCount"),
-        webhook=deny("spec.maxFailedTrialCount", ALGORITHM, saying="exceeds maxTrialCount"),
-        local=deny("spec.maxFailedTrialCount", ALGORITHM, saying="exceeds maxTrialCount"),
+        webhook=deny("spec.maxFailedTrialCount", saying="exceeds maxTrialCount"),
+        local=deny("spec.maxFailedTrialCount", saying="exceeds maxTrialCount"),
     ),
     Example("hp-tuning/sobol", mnist("sobol", algorithm("sobol"))),
     Example("hp-tuning/tpe", mnist("tpe", algorithm("tpe"))),  # no settings: TPE's defaults

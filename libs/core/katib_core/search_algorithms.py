@@ -48,6 +48,11 @@ class Settings:
     resource_name: str | None = None
     eta: int | None = None
     r_l: float | None = None
+    # pbt (docs/algorithms.md#pbt); check() requires the first three, as Katib v0.19 does
+    suggestion_trial_dir: str | None = None
+    n_population: int | None = None
+    truncation_threshold: float | None = None
+    resample_probability: float | None = None
 
 
 def _non_negative_int(name: str, text: str) -> int:
@@ -122,6 +127,24 @@ def _max_resource(name: str, text: str) -> float:
     return value
 
 
+def _population(name: str, text: str) -> int:
+    value = _non_negative_int(name, text)
+    if value < 5:
+        raise ValidationError(f"{_FIELD}.{name}", f"{value} should be >= 5")
+    return value
+
+
+def _unit(name: str, text: str) -> float:
+    value = _float(name, text)
+    if not 0 <= value <= 1:
+        raise ValidationError(f"{_FIELD}.{name}", f"{value} should be between 0 and 1, inclusive")
+    return value
+
+
+def _optional_unit(name: str, text: str) -> float | None:
+    return None if text in ("", "None", "none", "null") else _unit(name, text)
+
+
 def _state(name: str, text: str) -> None:
     """hyperband's state (Katib's names): a number, recomputed from the trials, so not kept."""
     _float(name, text)
@@ -129,6 +152,8 @@ def _state(name: str, text: str) -> None:
 
 #: hyperband's state settings as Katib v0.19 returns them; accepted, then derived from the trials.
 HYPERBAND_STATE: Final = ("s_max", "b_l", "r", "n", "current_s", "current_i", "evaluating_trials")
+#: Settings pbt's ValidateAlgorithmSettings requires in Katib v0.19.
+PBT_REQUIRED: Final = ("suggestion_trial_dir", "n_population", "truncation_threshold")
 _Parser = Callable[[str, str], object]
 _TPE: Final[Mapping[str, _Parser]] = {
     "random_state": _non_negative_int,
@@ -152,6 +177,13 @@ SCHEMAS: Final[Mapping[str, Mapping[str, _Parser]]] = {
         "r_l": _max_resource,
         "random_state": _non_negative_int,
         **dict.fromkeys(HYPERBAND_STATE, _state),
+    },
+    "pbt": {
+        "suggestion_trial_dir": _text,
+        "n_population": _population,
+        "truncation_threshold": _unit,
+        "resample_probability": _optional_unit,
+        "random_state": _non_negative_int,
     },
 }
 ALGORITHMS: Final = tuple(SCHEMAS)
@@ -212,6 +244,8 @@ def check(experiment: Experiment) -> Settings:
             )
     if settings.algorithm == "hyperband":
         _check_hyperband(experiment, settings)
+    if settings.algorithm == "pbt":
+        _check_pbt(experiment)
     if settings.algorithm == "grid":
         size = math.prod(len(values) for _, values in grid_axes(parameters))
         if spec.max_trial_count is not None and spec.max_trial_count > size:
@@ -261,6 +295,15 @@ def _check_hyperband(experiment: Experiment, settings: Settings) -> None:
             f"{_FIELD}.resource_name",
             f"parameter {found.name!r} is {found.parameter_type}: the resource must be int or double",
         )
+
+
+def _check_pbt(experiment: Experiment) -> None:
+    """Katib v0.19's pbt ValidateAlgorithmSettings: its three settings must be given."""
+    algorithm = experiment.spec.algorithm if experiment.spec else None
+    given = {s.name for s in (algorithm.algorithm_settings if algorithm else None) or ()}
+    missing = [name for name in PBT_REQUIRED if name not in given]
+    if missing:
+        raise ValidationError(_FIELD, f"pbt requires {', '.join(missing)}")
 
 
 def _check_space(parameter: ParameterSpec, where: str, algorithm: str) -> None:

@@ -1,4 +1,4 @@
-"""What ``search_algorithms.check`` admits for hyperband (Katib v0.19's ValidateAlgorithmSettings)."""
+"""What ``search_algorithms.check`` admits for hyperband and pbt (Katib v0.19's ValidateAlgorithmSettings)."""
 
 from __future__ import annotations
 
@@ -85,3 +85,43 @@ def test_hyperband_double_resource_and_exact_parallel() -> None:
         algorithm="hyperband", settings={"resource_name": "steps", "r_l": "27"}, parallel=27, parameters=[LR, steps]
     )
     assert search_algorithms.check(experiment).r_l == 27.0
+
+
+PBT = {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "40", "truncation_threshold": "0.2"}
+
+
+def test_katibs_pbt_example_is_admitted() -> None:
+    experiment = testing.experiment(algorithm="pbt", settings=PBT, parallel=2, max_trials=2, parameters=[LR])
+    parsed = search_algorithms.check(experiment)
+    assert (parsed.suggestion_trial_dir, parsed.n_population, parsed.truncation_threshold) == (
+        "/var/log/katib/checkpoints/",
+        40,
+        0.2,
+    )
+    assert parsed.resample_probability is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "saying"),
+    [
+        ({"n_population": "40"}, "spec.algorithm.algorithmSettings", "suggestion_trial_dir, truncation_threshold"),
+        ({**PBT, "n_population": "4"}, "spec.algorithm.algorithmSettings.n_population", ">= 5"),
+        ({**PBT, "n_population": "4.5"}, "spec.algorithm.algorithmSettings.n_population", "not an integer"),
+        ({**PBT, "truncation_threshold": "1.5"}, "spec.algorithm.algorithmSettings.truncation_threshold", "between 0"),
+        ({**PBT, "resample_probability": "-0.1"}, "spec.algorithm.algorithmSettings.resample_probability", "between"),
+        ({**PBT, "suggestion_trial_dir": ""}, "spec.algorithm.algorithmSettings.suggestion_trial_dir", "empty"),
+        ({**PBT, "eta": "3"}, "spec.algorithm.algorithmSettings[3].name", "unknown setting"),
+    ],
+)
+def test_pbt_refusals_name_the_field(settings: dict[str, str], field: str, saying: str) -> None:
+    message = refusal("pbt", settings)
+    assert message.startswith(f"{field}: "), message
+    assert saying in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0.5", 0.5), ("0", 0.0), ("1", 1.0), ("None", None), ("", None)])
+def test_pbt_resample_probability(text: str, expected: float | None) -> None:
+    experiment = testing.experiment(
+        algorithm="pbt", settings={**PBT, "resample_probability": text}, parameters=[LR, OPT]
+    )
+    assert search_algorithms.check(experiment).resample_probability == expected

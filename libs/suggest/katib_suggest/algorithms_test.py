@@ -129,6 +129,8 @@ def test_known_settings_validate(algorithm: str) -> None:
         settings |= {"sigma": "0.5", "restart_strategy": "ipop"}
     if algorithm == "hyperband":
         settings |= {"resource_name": "layers", "r_l": "2"}
+    if algorithm == "pbt":
+        settings |= {"suggestion_trial_dir": "/tmp", "n_population": "5", "truncation_threshold": "0.2"}
     parameters = PARAMS
     if algorithm == "grid":
         parameters = [
