@@ -33,7 +33,7 @@ Json = dict[str, Any]
 
 #: Algorithms of Katib's default katib-config that pykatib does not implement (yet): our webhook
 #: and local mode deny them naming ``spec.algorithm.algorithmName``.
-UNIMPLEMENTED: Final = frozenset({"bayesianoptimization", "enas", "darts"})
+UNIMPLEMENTED: Final = frozenset({"enas", "darts"})
 
 ALGORITHM: Final = "spec.algorithm.algorithmName"
 COLLECTOR_KIND: Final = "spec.metricsCollectorSpec.collector.kind"
@@ -681,8 +681,6 @@ EXAMPLES: Final[tuple[Example, ...]] = (
     Example(
         "hp-tuning/bayesian-optimization",
         mnist("bayesian-optimization", algorithm("bayesianoptimization", random_state="10")),
-        webhook=unimplemented("bayesianoptimization"),
-        local=unimplemented("bayesianoptimization"),
     ),
     Example("hp-tuning/cma-es", mnist("cmaes", algorithm("cmaes", restart_strategy="ipop"))),
     Example(

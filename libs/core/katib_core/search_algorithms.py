@@ -7,8 +7,10 @@ Experiment is never accepted and then refused at run time. Pure: no optuna here.
 Setting names are Katib's (docs/algorithms.md): ``random_state`` everywhere; for ``tpe`` and
 ``multivariate-tpe`` Katib's optuna names (``n_startup_trials``, ``n_ei_candidates``) and Katib's
 hyperopt names (``gamma``, ``prior_weight``, ``n_EI_candidates``); ``sigma`` and
-``restart_strategy`` for ``cmaes``. ``normal``/``logNormal`` parameters are sampled by every
-algorithm but ``grid`` (Katib v0.19 offers them only with its hyperopt ``random`` and ``tpe``).
+``restart_strategy`` for ``cmaes``; Katib's skopt names (``base_estimator``, ``n_initial_points``,
+``acq_func``, ``acq_optimizer``) for ``bayesianoptimization``. ``normal``/``logNormal``
+parameters are sampled by every algorithm but ``grid`` (Katib v0.19 offers them only with its
+hyperopt ``random`` and ``tpe``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Settings:
     prior_weight: float | None = None
     sigma: float | None = None
     restart_strategy: str | None = None
+    base_estimator: str | None = None
+    n_initial_points: int | None = None
+    acq_func: str | None = None
+    acq_optimizer: str | None = None
     # hyperband (docs/algorithms.md#hyperband)
     resource_name: str | None = None
     eta: int | None = None
@@ -106,6 +112,20 @@ def _restart(name: str, text: str) -> str | None:
     return text
 
 
+def _one_of(*allowed: str) -> Callable[[str, str], str]:
+    """A setting that takes one of ``allowed`` (Katib's skopt service's message when not)."""
+
+    def parse(name: str, text: str) -> str:
+        if text not in allowed:
+            raise ValidationError(
+                f"{_FIELD}.{name}",
+                f"{name} {text} is not supported in Bayesian optimization: use {', '.join(allowed)}",
+            )
+        return text
+
+    return parse
+
+
 def _text(name: str, text: str) -> str:
     if not text:
         raise ValidationError(f"{_FIELD}.{name}", "must not be empty")
@@ -154,6 +174,8 @@ def _state(name: str, text: str) -> None:
 HYPERBAND_STATE: Final = ("s_max", "b_l", "r", "n", "current_s", "current_i", "evaluating_trials")
 #: Settings pbt's ValidateAlgorithmSettings requires in Katib v0.19.
 PBT_REQUIRED: Final = ("suggestion_trial_dir", "n_population", "truncation_threshold")
+
+
 _Parser = Callable[[str, str], object]
 _TPE: Final[Mapping[str, _Parser]] = {
     "random_state": _non_negative_int,
@@ -171,6 +193,13 @@ SCHEMAS: Final[Mapping[str, Mapping[str, _Parser]]] = {
     "multivariate-tpe": _TPE,
     "cmaes": {"random_state": _non_negative_int, "sigma": _positive_float, "restart_strategy": _restart},
     "sobol": {"random_state": _non_negative_int},
+    "bayesianoptimization": {
+        "base_estimator": _one_of("GP", "RF", "ET", "GBRT"),
+        "n_initial_points": _non_negative_int,
+        "acq_func": _one_of("gp_hedge", "LCB", "EI", "PI", "EIps", "PIps"),
+        "acq_optimizer": _one_of("auto", "sampling", "lbfgs"),
+        "random_state": _non_negative_int,
+    },
     "hyperband": {
         "resource_name": _text,
         "eta": _eta,
@@ -242,6 +271,8 @@ def check(experiment: Experiment) -> Settings:
             raise ValidationError(
                 "spec.parameters", "cmaes only supports two or more dimensional continuous search space"
             )
+    if settings.algorithm == "bayesianoptimization":
+        bayesopt_optimizer(settings, parameters)
     if settings.algorithm == "hyperband":
         _check_hyperband(experiment, settings)
     if settings.algorithm == "pbt":
@@ -254,6 +285,28 @@ def check(experiment: Experiment) -> Settings:
                 f"Max Trial Count: {spec.max_trial_count} > all possible search combinations: {size}",
             )
     return settings
+
+
+def bayesopt_optimizer(settings: Settings, parameters: Sequence[ParameterSpec] | None) -> str:
+    """How ``bayesianoptimization`` minimizes its acquisition function: ``lbfgs`` or ``sampling``.
+
+    ``auto`` is skopt's rule: L-BFGS-B where the model has gradients (a GP over at least one
+    int/double parameter), random sampling otherwise.
+
+    Raises:
+        ValidationError: ``lbfgs`` asked of a model without gradients (skopt refuses it when it
+            builds its optimizer, after Katib v0.19's validator admitted it).
+    """
+    estimator = settings.base_estimator or "GP"
+    numeric = any(p.parameter_type in (ParameterType.INT, ParameterType.DOUBLE) for p in parameters or ())
+    has_gradients = estimator == "GP" and numeric
+    optimizer = settings.acq_optimizer or "auto"
+    if optimizer == "auto":
+        return "lbfgs" if has_gradients else "sampling"
+    if optimizer == "lbfgs" and not has_gradients:
+        why = f"base_estimator {estimator} has no gradients" if estimator != "GP" else "no int or double parameter"
+        raise ValidationError(f"{_FIELD}.acq_optimizer", f"lbfgs needs gradients ({why}): use sampling or auto")
+    return optimizer
 
 
 def hyperband_s_max(eta: int, r_l: float) -> int:
@@ -376,4 +429,14 @@ def grid_points(axes: Sequence[tuple[str, list[str]]]) -> Iterator[tuple[str, ..
     return itertools.product(*(values for _, values in axes))
 
 
-__all__ = ["ALGORITHMS", "MAX_GRID", "SCHEMAS", "Settings", "check", "grid_axes", "grid_points", "parse_settings"]
+__all__ = [
+    "ALGORITHMS",
+    "MAX_GRID",
+    "SCHEMAS",
+    "Settings",
+    "bayesopt_optimizer",
+    "check",
+    "grid_axes",
+    "grid_points",
+    "parse_settings",
+]

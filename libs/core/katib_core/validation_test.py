@@ -492,3 +492,37 @@ def test_fields_katib_does_not_define_are_named_with_the_likely_typo() -> None:
     # What Katib defines, including the opaque trial template and metadata's own fields, passes.
     clean = full(**{"metadata.managedFields": [{"manager": "kubectl"}], COMMAND: ["python", "-c", "x"]})
     assert validation.unknown_spec_fields(Experiment.from_api(clean)) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        # Katib v0.19's skopt validator admits these (Katib's bayesian-optimization.yaml sets random_state).
+        ({"random_state": "10"}, None),
+        ({"base_estimator": "GBRT", "n_initial_points": "0", "acq_func": "EIps", "acq_optimizer": "sampling"}, None),
+        ({"base_estimator": "GP", "acq_func": "PIps", "acq_optimizer": "lbfgs"}, None),
+        ({"base_estimator": "ET", "acq_func": "LCB", "acq_optimizer": "auto"}, None),
+        # ... and refuses these.
+        ({"base_estimator": "gp"}, "spec.algorithm.algorithmSettings.base_estimator"),
+        ({"n_initial_points": "-1"}, "spec.algorithm.algorithmSettings.n_initial_points"),
+        ({"n_initial_points": "1.5"}, "spec.algorithm.algorithmSettings.n_initial_points"),
+        ({"acq_func": "UCB"}, "spec.algorithm.algorithmSettings.acq_func"),
+        ({"acq_optimizer": "bfgs"}, "spec.algorithm.algorithmSettings.acq_optimizer"),
+        ({"random_state": "-1"}, "spec.algorithm.algorithmSettings.random_state"),
+        ({"xi": "0.01"}, "spec.algorithm.algorithmSettings[0].name"),
+        # Katib admits this, then skopt refuses to build the optimizer: refused here instead.
+        ({"base_estimator": "RF", "acq_optimizer": "lbfgs"}, "spec.algorithm.algorithmSettings.acq_optimizer"),
+    ],
+)
+def test_bayesianoptimization_settings_get_katibs_verdict(settings: dict[str, str], field: str | None) -> None:
+    algorithm = {
+        "algorithmName": "bayesianoptimization",
+        "algorithmSettings": [{"name": k, "value": v} for k, v in settings.items()],
+    }
+    data = full(**{"spec.algorithm": algorithm})
+    if field is None:
+        validation.validate_experiment(Experiment.from_api(data))
+        return
+    with pytest.raises(validation.InvalidExperimentError) as caught:
+        validation.validate_experiment(Experiment.from_api(data))
+    assert caught.value.field == field, str(caught.value)

@@ -31,7 +31,7 @@ from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, ParameterAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
-from katib_suggest import hyperband, pbt, spaces
+from katib_suggest import bayesopt, hyperband, pbt, spaces
 
 _TOLD_AS_VALUE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
 _TOLD_AS_FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
@@ -94,6 +94,8 @@ class Suggester:
             return hyperband.suggest(request, parsed)
         if parsed.algorithm == "pbt":  # derived from the request and the trials' labels
             return pbt.suggest(request, parsed)
+        if parsed.algorithm == "bayesianoptimization":  # a pure function of the request: no study
+            return bayesopt.suggest(request, parsed)
         with self._lock:
             state = self._sync(request, parsed, learn=parsed.algorithm not in _IGNORES_RESULTS)
             state.study.sampler = _sampler(parsed, len(request.issued))
