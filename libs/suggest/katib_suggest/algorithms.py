@@ -1,5 +1,7 @@
 """Katib's suggestion algorithms in-process: ``random``, ``grid``, ``tpe``, ``multivariate-tpe``, ``cmaes``, ``sobol``.
 
+``bayesianoptimization``, ``hyperband`` and ``pbt`` are pure functions of the request, in their own modules.
+
 ``Suggester.suggest(request)`` answers a ``katib_core.suggestions.SuggestionRequest`` the way
 Katib's optuna suggestion service answers ``GetSuggestions``: finished trials are told to the
 study (Succeeded/EarlyStopped with their objective value, Failed/Killed as failed), then
