@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from katib_core import constants, defaulting, early_stopping, trial_conditions, validation
 from katib_core.errors import NotFoundError, ValidationError
 from katib_core.models import Experiment, Suggestion, Trial
+from katib_suggest.routing import AlgorithmRouter
 from pykatib import _wire
 from pykatib.backends import register_backend
 from pykatib.backends._base import Backend, text_lines
@@ -53,7 +54,7 @@ class LocalBackend(Backend):
         self._store = self.session.store
 
     def create_experiment(self, experiment: Experiment, namespace: str, timeout: float) -> Experiment:
-        prepared = prepare(experiment, namespace)
+        prepared = prepare(experiment, namespace, router=self.session.suggester)
         created = self._store.create(prepared)
         self.session.start(namespace, _name(created))
         return created
@@ -67,7 +68,7 @@ class LocalBackend(Backend):
     def patch_experiment(self, name: str, namespace: str, patch: dict[str, Any], timeout: float) -> Experiment:
         old = self._store.get(Experiment, namespace, name)
         merged = Experiment.from_api(_merge(old.to_api(), patch))
-        validation.validate_experiment(merged, old=old, settings=local_settings())
+        validation.validate_experiment(merged, old=old, settings=local_settings(self.session.suggester))
         stored = self._store.update(merged, spec_changed=merged.spec != old.spec)
         self.session.start(namespace, name)  # a raised budget resumes a finished experiment
         return stored
@@ -159,13 +160,18 @@ def shared_session(workdir: Path | None, db_url: str | None, *, push_auth: bool 
         return session
 
 
-def local_settings() -> validation.ValidationSettings:
-    """Katib's rules, with the pull collectors local mode can run."""
-    return validation.ValidationSettings(collector_kinds=LOCAL_COLLECTOR_KINDS)
+def local_settings(router: AlgorithmRouter | None = None) -> validation.ValidationSettings:
+    """Katib's rules, with the pull collectors local mode can run and the algorithms ``router``
+    runs (default: ours, in-process)."""
+    if router is None:
+        return validation.ValidationSettings(collector_kinds=LOCAL_COLLECTOR_KINDS)
+    return validation.ValidationSettings(algorithms=router.algorithms, collector_kinds=LOCAL_COLLECTOR_KINDS)
 
 
-def prepare(experiment: Experiment, namespace: str) -> Experiment:
+def prepare(experiment: Experiment, namespace: str, *, router: AlgorithmRouter | None = None) -> Experiment:
     """The Experiment as local mode stores it: namespaced, repaired, defaulted and validated.
+
+    ``router``: where the session runs each algorithm (its katib-config); default ours, in-process.
 
     Raises:
         ValidationError: every rule it breaks, each naming its field (nothing is stored).
@@ -193,7 +199,10 @@ def prepare(experiment: Experiment, namespace: str) -> Experiment:
         raise ValidationError(
             "spec.earlyStopping", "local mode early-stops Push trials only (StdOut is parsed when a trial exits)"
         )
-    validation.validate_experiment(defaulted, settings=local_settings())
+    algorithm = defaulted.spec.algorithm if defaulted.spec else None
+    if router is not None and algorithm is not None and algorithm.algorithm_name:
+        router.check(algorithm.algorithm_name)  # an image-only katib-config entry says what to do
+    validation.validate_experiment(defaulted, settings=local_settings(router))
     if stopping is not None:
         early_stopping.parse_settings(stopping)
     return defaulted

@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trials may push only their own metrics (a per-trial token in KATIB_TRIAL_TOKEN)",
     )
+    run.add_argument(
+        "--katib-config",
+        default=None,
+        help="katib-config file: algorithms served at an endpoint (default $PYKATIB_KATIB_CONFIG,"
+        " else katib-config.yaml in the work directory)",
+    )
     run.set_defaults(handler=_run)
 
     get = commands.add_parser("get", help="list experiments or trials")
@@ -144,8 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValidationError("--local", "this command runs experiments on this machine: add --local")
     experiment = load_experiment(args.file)
     workdir = args.workdir or default_workdir()
-    with LocalSession(workdir, db_url=args.db_url, push_auth=args.push_auth) as session:
-        prepared = backend.prepare(experiment, args.namespace)
+    config_file = Path(args.katib_config) if args.katib_config else None
+    with LocalSession(workdir, db_url=args.db_url, push_auth=args.push_auth, katib_config_file=config_file) as session:
+        prepared = backend.prepare(experiment, args.namespace, router=session.suggester)
         name, namespace = _identity(prepared)
         try:
             stored = session.store.get(Experiment, namespace, name)
@@ -178,7 +185,7 @@ def _update(session: LocalSession, stored: Experiment, prepared: Experiment) -> 
     finished LongRunning/FromVolume Experiment restarts when its budget grows)."""
     name, namespace = _identity(prepared)
     try:
-        validation.validate_experiment(prepared, old=stored, settings=backend.local_settings())
+        validation.validate_experiment(prepared, old=stored, settings=backend.local_settings(session.suggester))
     except ValidationError as exc:
         raise ValidationError(
             exc.field,

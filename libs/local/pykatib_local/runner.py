@@ -36,7 +36,7 @@ from katib_core.constants import CollectorKind
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError, StorageUnavailableError, ValidationError
 from katib_core.events import Event
 from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial, TrialStatus
-from katib_suggest.algorithms import Suggester
+from katib_suggest.remote import SuggestionServiceError
 from pykatib._dbmanager import DBManagerClient
 from pykatib.metric_logs import MetricLogs
 from pykatib_local import containers, gpus, objective_script
@@ -75,7 +75,7 @@ class ExperimentRunner:
         *,
         db: DBManagerClient,
         db_address: str,
-        suggester: Suggester,
+        suggester: experiment_loop.Algorithm,
         gpu_pool: gpus.GpuPool,
         bin_dir: Path,
         token_for: Callable[[str, str], str | None] = lambda namespace, trial: None,
@@ -163,7 +163,11 @@ class ExperimentRunner:
         listed = self._store.list_trials(namespace, experiment=name)
         trials = [self._reconcile(trial) if self._live(trial) else trial for trial in listed]
         changed = any(new is not old for new, old in zip(trials, listed, strict=True))
-        done = self._loop.run_pass(experiment, trials, self._suggestion(namespace, name))
+        try:
+            done = self._loop.run_pass(experiment, trials, self._suggestion(namespace, name))
+        except SuggestionServiceError as exc:  # as the controller's retry: the next pass asks again
+            _log.warning("experiment %s/%s: the suggestion service failed: %s", namespace, name, exc)
+            return experiment, trials, False, False
         if done.suggestion_error is not None or done.finished:
             return done.experiment, list(done.trials), done.finished, True
         started = [self._reconcile(trial) for trial in done.created]

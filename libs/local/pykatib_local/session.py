@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from katib_core import katib_config
 from katib_core import push_auth as auth
+from katib_core.katib_config import KatibConfig
 from katib_core.push_keys import TokenMinter
 from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.server import DBManagerServer
 from katib_dbmanager.storage import open_store
 from katib_pushauth.secret_file import SecretFile
 from katib_suggest.algorithms import Suggester
+from katib_suggest.routing import AlgorithmRouter
 from pykatib._dbmanager import DBManagerClient
 from pykatib._transport import open_channel
 from pykatib_local import gpus
@@ -28,6 +31,10 @@ from pykatib_local.store import LocalStore
 
 _log = logging.getLogger(__name__)
 WORKDIR_ENV = "PYKATIB_WORKDIR"
+#: A katib-config file saying which algorithms run at a Suggestion service (docs/suggestion.md#katib-config).
+KATIB_CONFIG_ENV = "PYKATIB_KATIB_CONFIG"
+#: Read from the work directory when the variable is not set.
+KATIB_CONFIG_FILE = "katib-config.yaml"
 #: With push auth, the secret tokens are signed with (created once per work directory, mode 0600).
 SECRET_FILE = ".push-auth-secret"
 _TRIAL_TOKEN_TTL = 7 * 24 * 3600.0
@@ -39,11 +46,35 @@ def default_workdir() -> Path:
     return Path(os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR)
 
 
+def read_katib_config(path: Path | None, workdir: Path) -> KatibConfig:
+    """The katib-config of a local session: ``path``, else ``$PYKATIB_KATIB_CONFIG``, else
+    ``<workdir>/katib-config.yaml`` when it exists, else none (every algorithm in-process).
+
+    Raises:
+        katib_core.errors.ValidationError: the file cannot be read, or an entry is wrong (named).
+    """
+    chosen = path or (Path(os.environ[KATIB_CONFIG_ENV]) if os.environ.get(KATIB_CONFIG_ENV) else None)
+    if chosen is None:
+        chosen = workdir / KATIB_CONFIG_FILE
+        if not chosen.exists():
+            return KatibConfig()
+    return katib_config.read(chosen)
+
+
 class LocalSession:
     """Local mode's services for one work directory; ``close`` stops them (trials stay resumable)."""
 
-    def __init__(self, workdir: Path | None = None, *, db_url: str | None = None, push_auth: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        db_url: str | None = None,
+        push_auth: bool = False,
+        katib_config_file: Path | None = None,
+    ) -> None:
         self.workdir = (workdir or default_workdir()).absolute()
+        #: Where each algorithm runs (in-process unless the katib-config gives a service's endpoint).
+        self.suggester = AlgorithmRouter(Suggester(), read_katib_config(katib_config_file, self.workdir))
         self.store = LocalStore(self.workdir)
         self.bin_dir = self.workdir / ".bin"
         _python_shims(self.bin_dir)
@@ -62,7 +93,6 @@ class LocalSession:
         self.db = DBManagerClient(
             open_channel(self.server.address), token=(lambda: None) if minter is None else minter.admin_token
         )
-        self.suggester = Suggester()
         self.gpus = gpus.GpuPool(gpus.detect())
         self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.Lock()
@@ -141,6 +171,7 @@ class LocalSession:
             thread.join()
         self.db.channel.close()
         self.server.stop()
+        self.suggester.close()
 
     def __enter__(self) -> LocalSession:
         return self

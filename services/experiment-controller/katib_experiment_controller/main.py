@@ -7,9 +7,13 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from katib_core import constants
+from katib_core import katib_config as katib_config_file
+from katib_core.errors import ValidationError
+from katib_core.katib_config import KatibConfig
 from katib_core.models import Experiment, Suggestion, Trial
 from katib_experiment_controller import resources
 from katib_experiment_controller.reconciler import ExperimentReconciler
@@ -21,6 +25,7 @@ from katib_operator.recording import EventRecorder
 from katib_operator.settings import OperatorSettings, parser
 from katib_operator.settings import from_args as settings_from_args
 from katib_suggest import Suggester
+from katib_suggest.routing import AlgorithmRouter
 from pykatib import dbmanager
 from pykatib.metric_logs import MetricLogs
 
@@ -29,10 +34,21 @@ PROG = "katib-experiment-controller"
 TRIAL_EVENT_DELAY = 0.5
 #: Trials created at once by one reconcile (a parallelTrialCount of 100 is 100 creates).
 TRIAL_CREATORS = 8
+#: Where a katib-config file is named when the flag is not given.
+KATIB_CONFIG_ENV = "KATIB_CONFIG_FILE"
 
 
-def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: Any = None) -> running.Controller:
-    """The controller with real collaborators (``main`` and the tests share this)."""
+def build(
+    settings: OperatorSettings,
+    config: kubeapi.KubeConfig,
+    *,
+    on_lost: Any = None,
+    katib_config: KatibConfig | None = None,
+) -> running.Controller:
+    """The controller with real collaborators (``main`` and the tests share this).
+
+    ``katib_config``: where each algorithm runs (default: every one of ours in-process).
+    """
     api = kubeapi.KubeApi(config, pool_size=settings.workers + TRIAL_CREATORS + 4)
     experiments: ObjectCache[Experiment] = ObjectCache(Experiment.from_api, trim=resources.without_managed_fields)
     trials: ObjectCache[Trial] = ObjectCache(
@@ -46,7 +62,7 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
         experiments=experiments,
         trials=trials,
         suggestions_cache=records,
-        suggester=Suggester(),
+        suggester=AlgorithmRouter(Suggester(), katib_config),
         recorder=recorder,
         api=api,
         creators=creators,
@@ -84,6 +100,7 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
     def stop() -> None:
         recorder.stop()
         creators.shutdown(wait=True)
+        reconciler.close()
 
     group, version = constants.GROUP, constants.VERSION
     return running.Controller(
@@ -104,8 +121,21 @@ def build(settings: OperatorSettings, config: kubeapi.KubeConfig, *, on_lost: An
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run until SIGINT/SIGTERM (exit 0) or until leadership is lost (exit 1)."""
-    args = parser(PROG, "Katib experiment controller: Experiments to Suggestions and Trials.").parse_args(argv)
-    settings = settings_from_args(PROG, args, os.environ if environ is None else environ)
+    flags = parser(PROG, "Katib experiment controller: Experiments to Suggestions and Trials.")
+    flags.add_argument(
+        "--katib-config",
+        help="katib-config file (or katib-config ConfigMap manifest): algorithms at a Suggestion service's"
+        f" endpoint (env {KATIB_CONFIG_ENV}; default: every algorithm in-process)",
+    )
+    args = flags.parse_args(argv)
+    env = os.environ if environ is None else environ
+    settings = settings_from_args(PROG, args, env)
+    try:
+        path = args.katib_config or env.get(KATIB_CONFIG_ENV)
+        katib_config = katib_config_file.read(Path(path), field="--katib-config") if path else None
+    except ValidationError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     running.configure_logging(settings.log_level)
     stop = threading.Event()
     lost = threading.Event()
@@ -114,7 +144,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         lost.set()
         stop.set()
 
-    controller = build(settings, kubeapi.load(settings.kubeconfig, context=settings.context), on_lost=on_lost)
+    controller = build(
+        settings,
+        kubeapi.load(settings.kubeconfig, context=settings.context),
+        on_lost=on_lost,
+        katib_config=katib_config,
+    )
     running.run(controller, namespaces=settings.namespaces, liveness=settings.liveness, stop_flag=stop)
     return 1 if lost.is_set() else 0
 

@@ -17,7 +17,7 @@ import yaml
 
 from katib_core import experiment_loop, timestamps
 from katib_core.errors import AlreadyExistsError, ValidationError
-from katib_core.events import Event
+from katib_core.events import WARNING, Event
 from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial
 from katib_experiment_controller import resources
 from katib_operator import kubeapi
@@ -26,10 +26,13 @@ from katib_operator.kubeapi import ApiError, KubeApi
 from katib_operator.objects import ApiUnavailableError, Objects
 from katib_operator.recording import EventRecorder
 from katib_operator.running import Result
-from katib_suggest import Suggester
+from katib_suggest.remote import SuggestionServiceError
+from katib_suggest.routing import AlgorithmRouter
 from pykatib.metric_logs import MetricLogs
 
 log = logging.getLogger(__name__)
+#: A failing suggestion service is asked again this much later (each call already retried for 60 s).
+SERVICE_RETRY_SECONDS = 10.0
 
 
 def _now() -> str:
@@ -46,7 +49,7 @@ class ExperimentReconciler:
         experiments: ObjectCache[Experiment],
         trials: ObjectCache[Trial],
         suggestions_cache: ObjectCache[Suggestion],
-        suggester: Suggester,
+        suggester: AlgorithmRouter,
         recorder: EventRecorder | None = None,
         api: KubeApi | None = None,
         now: Callable[[], str] = _now,
@@ -74,8 +77,17 @@ class ExperimentReconciler:
             return Result()
         if experiment.metadata and experiment.metadata.deletion_timestamp:
             return Result()  # the garbage collector deletes its Suggestion and Trials
-        self._loop.run_pass(experiment, self._trials.indexed(namespace, name), self._suggestions.get(key))
+        try:
+            self._loop.run_pass(experiment, self._trials.indexed(namespace, name), self._suggestions.get(key))
+        except SuggestionServiceError as exc:
+            # The service is down or failing (not a verdict on the settings): say so, ask again later.
+            self.event(experiment, Event(WARNING, "SuggestionServiceError", str(exc)))
+            return Result(requeue_after=SERVICE_RETRY_SECONDS)
         return Result()
+
+    def close(self) -> None:
+        """Close the suggestion services' channels."""
+        self._suggester.close()
 
     # -- experiment_loop.ExperimentPort ------------------------------------------------------
 

@@ -67,6 +67,14 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         asked = wire.request_from_proto(request)
         reply = self._suggester.suggest(asked)
         spec = asked.experiment.spec
+        _log.info(
+            "GetSuggestions %s (%s): %d trials, %d asked, %d answered",
+            request.experiment.name,
+            request.experiment.spec.algorithm.algorithm_name,
+            len(request.trials),
+            request.current_request_number,
+            len(reply.assignments),
+        )
         return wire.reply_to_proto(reply, spec.algorithm if spec else None)
 
     @_answering

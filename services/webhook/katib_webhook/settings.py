@@ -19,7 +19,7 @@ from typing import Any, Final
 import yaml
 from pydantic import Field, field_validator
 
-from katib_core import constants, durations, validation
+from katib_core import constants, durations, katib_config, validation
 from katib_core.constants import CollectorKind
 from katib_core.errors import ValidationError
 from katib_core.pod_injection import DEFAULT_RESOURCES, CollectorImage, InjectionSettings
@@ -155,7 +155,8 @@ class Settings:
             patch_ca_bundle=not args.no_patch_ca_bundle,
             reload_interval=durations.parse(args.cert_reload_interval, field="--cert-reload-interval"),
         )
-        collectors = _collectors(args)
+        config = _katib_config(args.katib_config)
+        collectors = _collectors(args, config)
         admission = AdmissionSettings(
             injection=InjectionSettings(
                 db_manager_address=args.db_manager_address or env.db_manager_address or env.katib_db_manager_address(),
@@ -165,10 +166,13 @@ class Settings:
                 push_token=args.inject_push_token or env.inject_push_token,
             ),
             validation=validation.ValidationSettings(
-                algorithms=_names(args.algorithms, "--algorithms"),
+                # As Katib's webhook: an algorithm named in katib-config is admitted; its settings are
+                # the service's to check (our own algorithms' are checked here, by their rule).
+                algorithms=_names(args.algorithms, "--algorithms") | frozenset(config.suggestions),
                 early_stopping_algorithms=_names(
                     args.early_stopping_algorithms, "--early-stopping-algorithms", empty=True
-                ),
+                )
+                | frozenset(config.early_stoppings),
                 collector_kinds=frozenset(kind for kind, image in collectors.items() if image.image),
             ),
             excluded_users=frozenset(args.exclude_user or (KATIB_CONTROLLER_USER,)),
@@ -212,6 +216,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--early-stopping-address", default="", help="-s-earlystop (env KATIB_EARLY_STOPPING_ADDRESS)")
     add("--collector-image", action="append", default=[], metavar="KIND=IMAGE", help="sidecar image of a kind")
     add("--collector-config", default=None, help="YAML list as katib-config's runtime.metricsCollectors")
+    add(
+        "--katib-config",
+        default=None,
+        help="katib-config file (or its ConfigMap manifest): its suggestion and early-stopping algorithms are"
+        " admitted; its metricsCollectors are used unless --collector-config is given",
+    )
     add("--collector-image-pull-policy", default="IfNotPresent")
     add("--collector-command", default="", help="sidecar command instead of its image's entrypoint")
     for kind in ("request", "limit"):
@@ -243,7 +253,11 @@ def _names(text: str, flag: str, *, empty: bool = False) -> frozenset[str]:
     return names
 
 
-def _collectors(args: argparse.Namespace) -> dict[str, CollectorImage]:
+def _katib_config(path: str | None) -> katib_config.KatibConfig:
+    return katib_config.read(Path(path), field="--katib-config") if path else katib_config.KatibConfig()
+
+
+def _collectors(args: argparse.Namespace, config: katib_config.KatibConfig) -> dict[str, CollectorImage]:
     resources = {
         group: {
             "cpu": getattr(args, f"collector_cpu_{group[:-1]}"),
@@ -269,6 +283,9 @@ def _collectors(args: argparse.Namespace) -> dict[str, CollectorImage]:
     }
     if args.collector_config:
         collectors.update(_read_collector_config(Path(args.collector_config), resources, args))
+    elif config.metrics_collectors:
+        where = f"{args.katib_config}: runtime.metricsCollectors"
+        collectors.update(_collector_entries(list(config.metrics_collectors), where, resources, args))
     for entry in args.collector_image:
         kind, sep, name = entry.partition("=")
         if not sep or not kind:
@@ -291,10 +308,16 @@ def _read_collector_config(
         entries = (entries.get("runtime") or {}).get("metricsCollectors")
     if not isinstance(entries, list):
         raise ValidationError("--collector-config", f"{path} must hold a list of {{kind, image, …}} entries")
+    return _collector_entries(entries, f"--collector-config {path}", resources, args)
+
+
+def _collector_entries(
+    entries: list[Any], where: str, resources: Mapping[str, Mapping[str, str]], args: argparse.Namespace
+) -> dict[str, CollectorImage]:
     out: dict[str, CollectorImage] = {}
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not entry.get("kind") or not entry.get("image"):
-            raise ValidationError("--collector-config", f"entry {index} of {path} needs kind and image")
+        if not isinstance(entry, Mapping) or not entry.get("kind") or not entry.get("image"):
+            raise ValidationError(f"{where}[{index}]", "needs kind and image")
         given = entry.get("resources") or {}
         merged = {group: {**resources[group], **(given.get(group) or {})} for group in ("requests", "limits")}
         wait = entry.get("waitAllProcesses")
