@@ -168,17 +168,11 @@ def _explore(
     parsed: search_algorithms.Settings,
     rng: random.Random,
 ) -> tuple[tuple[str, str], ...]:
-    fresh = dict(_random_slot(distributions, rng).values)  # drawn always: the rng's path stays fixed
-    by_name = {p.name: p for p in parameters}
-    result = []
-    for name, value in values:
-        if parsed.resample_probability is None:
-            result.append((name, _perturb(value, by_name[name], rng)))
-        elif rng.random() < parsed.resample_probability:
-            result.append((name, fresh[name]))
-        else:
-            result.append((name, value))
-    return tuple(result)
+    if parsed.resample_probability is None:
+        by_name = {p.name: p for p in parameters}
+        return tuple((name, _perturb(value, by_name[name], rng)) for name, value in values)
+    fresh = dict(_random_slot(distributions, rng).values)
+    return tuple((name, fresh[name] if rng.random() < parsed.resample_probability else value) for name, value in values)
 
 
 def _perturb(value: str, parameter: ParameterSpec, rng: random.Random) -> str:
