@@ -237,7 +237,7 @@ def validate(
             lambda s: s["metricsCollectorSpec"]["collector"].update(kind="None"),
             "spec.metricsCollectorSpec.collector.kind: ",
         ),
-        (lambda s: s["algorithm"].update(algorithmName="bayesianoptimization"), "spec.algorithm.algorithmName: "),
+        (lambda s: s["algorithm"].update(algorithmName="bohb"), "spec.algorithm.algorithmName: "),
         (
             lambda s: s["trialTemplate"]["trialSpec"]["spec"].update(backoffLimt=3),
             "spec.trialTemplate: is not a valid batch/v1 Job: /spec/backoffLimt = 3 is not a Job field",

@@ -73,10 +73,32 @@ def test_collector_flags_and_config(tmp_path: Path) -> None:
     assert settings.admission.validation.collector_kinds == {"StdOut", "File", "PrometheusMetric"}
 
 
+def test_katib_config_admits_its_algorithms_and_brings_its_collectors(tmp_path: Path) -> None:
+    config = tmp_path / "katib-config.yaml"
+    config.write_text(
+        "apiVersion: config.kubeflow.org/v1beta1\nkind: KatibConfig\nruntime:\n"
+        "  metricsCollectors:\n    - kind: StdOut\n      image: katib/file-collector\n"
+        "  suggestions:\n    - algorithmName: enas\n      image: katib/suggestion-enas\n"
+        "    - algorithmName: my-bohb\n      endpoint: bohb.tuning:6789\n"
+        "  earlyStoppings:\n    - algorithmName: my-asha\n      image: me/asha\n"
+    )
+    settings = Settings.from_args(["--katib-config", str(config)], {})
+    allowed = settings.admission.validation
+    assert {"enas", "my-bohb", "tpe", "random"} <= allowed.algorithms
+    assert {"medianstop", "my-asha"} <= allowed.early_stopping_algorithms
+    assert settings.admission.injection.collectors["StdOut"].image == "katib/file-collector"
+    assert "File" in settings.admission.injection.collectors  # the defaults stay for kinds it does not name
+    config.write_text("runtime:\n  suggestions:\n    - algorithmName: enas\n")
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_args(["--katib-config", str(config)], {})
+    assert caught.value.field == f"{config}: runtime.suggestions[0].image"
+
+
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
         (["--port", "70000"], "--port"),
+        (["--katib-config", "/does/not/exist"], "--katib-config"),
         (["--collector-image", "StdOut"], "--collector-image"),
         (["--collector-config", "/does/not/exist"], "--collector-config"),
         (["--cert-reload-interval", "soon"], "--cert-reload-interval"),
