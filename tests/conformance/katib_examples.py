@@ -35,6 +35,34 @@ Json = dict[str, Any]
 #: and local mode deny them naming ``spec.algorithm.algorithmName``.
 UNIMPLEMENTED: Final = frozenset({"enas", "darts"})
 
+#: The algorithm entries of Katib v0.19's default katib-config (``runtime.suggestions``; images are
+#: Katib's ``ghcr.io/kubeflow/katib/suggestion-*``, tags shortened) and its one early-stopping entry.
+DEFAULT_KATIB_CONFIG: Final[Json] = {
+    "apiVersion": "config.kubeflow.org/v1beta1",
+    "kind": "KatibConfig",
+    "runtime": {
+        "suggestions": [
+            {"algorithmName": name, "image": f"ghcr.io/kubeflow/katib/suggestion-{image}:v0.19.0"}
+            for name, image in (
+                ("random", "hyperopt"),
+                ("tpe", "hyperopt"),
+                ("grid", "optuna"),
+                ("hyperband", "hyperband"),
+                ("bayesianoptimization", "skopt"),
+                ("cmaes", "goptuna"),
+                ("sobol", "goptuna"),
+                ("multivariate-tpe", "optuna"),
+                ("enas", "enas"),
+                ("darts", "darts"),
+                ("pbt", "pbt"),
+            )
+        ],
+        "earlyStoppings": [
+            {"algorithmName": "medianstop", "image": "ghcr.io/kubeflow/katib/earlystopping-medianstop:v0.19.0"}
+        ],
+    },
+}
+
 ALGORITHM: Final = "spec.algorithm.algorithmName"
 COLLECTOR_KIND: Final = "spec.metricsCollectorSpec.collector.kind"
 TRIAL_KIND: Final = "spec.trialTemplate.trialSpec.kind"

@@ -21,6 +21,7 @@ import yaml
 
 from conformance.katib_examples import (
     ALGORITHM,
+    DEFAULT_KATIB_CONFIG,
     EXAMPLES,
     MATCHING_TRIAL_TEMPLATES,
     UNIMPLEMENTED,
@@ -33,7 +34,7 @@ from katib_core.errors import ValidationError
 from katib_core.models import Experiment
 from katib_webhook import kube
 from katib_webhook.admission import MUTATE_EXPERIMENT, VALIDATE_EXPERIMENT, Admission
-from katib_webhook.settings import Settings
+from katib_webhook.settings import AdmissionSettings, Settings
 from pykatib_local import backend, cli
 from pykatib_local.session import LocalSession
 
@@ -74,10 +75,10 @@ def review_of(experiment: Json) -> bytes:
     ).encode()
 
 
-def admit(experiment: Json, config_maps: tuple[Json, ...] = ()) -> Json:
+def admit(experiment: Json, config_maps: tuple[Json, ...] = (), *, settings: AdmissionSettings = SETTINGS) -> Json:
     """``/mutate-experiment``, then ``/validate-experiment`` on the patched object: the response."""
     admission = Admission(
-        SETTINGS, reader=Objects(*config_maps), convert_batch_job=kube.batch_job_round_trip(kube.offline_client())
+        settings, reader=Objects(*config_maps), convert_batch_job=kube.batch_job_round_trip(kube.offline_client())
     )
     mutated: Json = asyncio.run(admission.review(MUTATE_EXPERIMENT, review_of(experiment)))["response"]
     assert mutated["allowed"], mutated  # defaulting never denies these
@@ -140,6 +141,42 @@ def test_the_webhook_gives_katibs_verdict(example: Example) -> None:
     assert message.startswith(f"{expected.field}: "), message
     assert fields_named(message) == list(expected.fields), message  # no other reason
     assert expected.saying in message
+
+
+@pytest.fixture(scope="module")
+def katib_default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("katib-config") / "katib-config.yaml"
+    path.write_text(yaml.safe_dump(DEFAULT_KATIB_CONFIG))
+    return path
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=paths())
+def test_with_katibs_default_katib_config_the_webhook_gives_katibs_verdict_on_every_example(
+    example: Example, katib_default_config: Path
+) -> None:
+    """Katib's default katib-config names every algorithm of its examples (enas and darts too, as
+    images to deploy): given it, our webhook's verdict is Katib's on all 33."""
+    settings = Settings.from_args(
+        ["--db-manager-address", "db.test:6789", "--katib-config", str(katib_default_config)], {}
+    ).admission
+    response = admit(copy.deepcopy(example.experiment), example.config_maps, settings=settings)
+    assert response["allowed"] is example.katib.allowed, response.get("status")
+    if not example.katib.allowed:
+        assert response["status"]["message"].startswith(f"{example.katib.field}: ")
+
+
+@pytest.mark.parametrize("algorithm", sorted(UNIMPLEMENTED))
+def test_local_mode_with_that_config_says_how_to_run_katibs_nas_images(
+    algorithm: str, katib_default_config: Path, tmp_path: Path
+) -> None:
+    example = next(e for e in EXAMPLES if e.algorithm == algorithm)
+    with LocalSession(tmp_path, katib_config_file=katib_default_config) as session:
+        with pytest.raises(ValidationError) as refused:
+            backend.prepare(Experiment.from_api(copy.deepcopy(example.experiment)), "default", router=session.suggester)
+        assert session.store.list_experiments() == []
+    assert refused.value.field == ALGORITHM
+    assert f"suggestion-{algorithm}" in refused.value.reason
+    assert "endpoint: HOST:PORT" in refused.value.reason
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=paths())
