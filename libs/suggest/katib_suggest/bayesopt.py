@@ -66,6 +66,9 @@ _STEP: Final = 1e-6  # L-BFGS-B's finite-difference step in the unit cube
 _OBSERVED: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
 _DONE: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED, TrialConditionType.METRICS_UNAVAILABLE})
 _PORTFOLIO: Final = ("LCB", "EI", "PI")
+#: Katib admits EIps and PIps (EI and PI per second); trial durations are not part of the
+#: history, so with every trial taking the same time they rank points as EI and PI do.
+_ACQ_ALIASES: Final = {"EIps": "EI", "PIps": "PI"}
 
 
 def _array(x: Any) -> Array:
@@ -414,11 +417,6 @@ def suggest(request: SuggestionRequest, parsed: search_algorithms.Settings) -> S
         believed.append(row)
         taken.add(_key(row))
     return SuggestionReply(assignments=tuple(_texts(axes, row) for row in rows))
-
-
-#: Katib admits EIps and PIps (EI and PI per second); trial durations are not part of the
-#: history, so with every trial taking the same time they rank points as EI and PI do.
-_ACQ_ALIASES: Final = {"EIps": "EI", "PIps": "PI"}
 
 
 def _hedge_gains(
