@@ -287,11 +287,11 @@ def request_to_proto(request: SuggestionRequest) -> api_pb2.GetSuggestionsReques
         name = assignment.name or ""
         pairs = tuple((a.name or "", a.value or "") for a in assignment.parameter_assignments or ())
         seen = known.get(name)
-        trials.append(
-            trial_to_proto(
-                SuggestionTrial(name, pairs, seen.condition if seen else None, seen.metrics if seen else ()), objective
-            )
+        trial = trial_to_proto(
+            SuggestionTrial(name, pairs, seen.condition if seen else None, seen.metrics if seen else ()), objective
         )
+        trial.spec.labels.update(assignment.labels or {})  # as Katib: the Trial's labels (PBT's lineage)
+        trials.append(trial)
     return api_pb2.GetSuggestionsRequest(
         experiment=experiment_to_proto(request.experiment),
         trials=trials,
@@ -313,9 +313,11 @@ def request_from_proto(message: api_pb2.GetSuggestionsRequest) -> SuggestionRequ
     trials = tuple(trial_from_proto(t) for t in message.trials)
     issued = [
         TrialAssignment(
-            name=t.name, parameter_assignments=[ParameterAssignment(name=n, value=v) for n, v in t.assignments]
+            name=t.name,
+            parameter_assignments=[ParameterAssignment(name=n, value=v) for n, v in t.assignments],
+            labels=dict(m.spec.labels) or None,
         )
-        for t in trials
+        for t, m in zip(trials, message.trials, strict=True)
     ]
     missing = message.total_request_number - message.current_request_number - len(issued)
     issued.extend(TrialAssignment(name="", parameter_assignments=[]) for _ in range(max(missing, 0)))

@@ -179,3 +179,16 @@ def test_the_suggester_answers_the_same_through_the_wire() -> None:
             issued.append(TrialAssignment(name=name, parameter_assignments=list(assignment)))
             pairs = tuple((a.name or "", a.value or "") for a in assignment)
             trials.append(SuggestionTrial(name, pairs, TrialConditionType.SUCCEEDED, (("loss", str(len(issued))),)))
+
+
+def test_trial_labels_travel_with_the_trials_as_katib_sends_them() -> None:
+    experiment = testing.experiment(algorithm="pbt")
+    lineage = {"pbt.suggestion.katib.kubeflow.org/generation": "1", "pbt.suggestion.katib.kubeflow.org/parent": "p"}
+    issued = (
+        TrialAssignment(name="a", parameter_assignments=[ParameterAssignment(name="lr", value="0.5")], labels=lineage),
+        TrialAssignment(name="b", parameter_assignments=[ParameterAssignment(name="lr", value="0.6")]),
+    )
+    message = wire.request_to_proto(SuggestionRequest(experiment, (), issued, 1))
+    assert dict(message.trials[0].spec.labels) == lineage
+    back = wire.request_from_proto(message)
+    assert [a.labels for a in back.issued] == [lineage, None]
