@@ -1,4 +1,5 @@
-"""What ``search_algorithms.check`` admits for hyperband and pbt (Katib v0.19's ValidateAlgorithmSettings)."""
+"""What ``search_algorithms.check`` admits for hyperband, pbt and bayesianoptimization (Katib v0.19's
+ValidateAlgorithmSettings)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,33 @@ def test_pbt_resample_probability(text: str, expected: float | None) -> None:
         algorithm="pbt", settings={**PBT, "resample_probability": text}, parameters=[LR, OPT]
     )
     assert search_algorithms.check(experiment).resample_probability == expected
+
+
+def bayesopt_optimizer(parameters: list[dict[str, Any]], **settings: str) -> str:
+    experiment = testing.experiment(algorithm="bayesianoptimization", settings=settings or None, parameters=parameters)
+    parsed = search_algorithms.check(experiment)
+    return search_algorithms.bayesopt_optimizer(parsed, experiment.spec.parameters if experiment.spec else None)
+
+
+def test_bayesianoptimization_auto_picks_the_optimizer_as_skopt_does() -> None:
+    assert bayesopt_optimizer([LR, OPT]) == "lbfgs"  # a GP has gradients along lr
+    assert bayesopt_optimizer([LR], base_estimator="ET") == "sampling"  # trees have none
+    assert bayesopt_optimizer([OPT]) == "sampling"  # nothing continuous to follow
+    assert bayesopt_optimizer([LR], acq_optimizer="sampling") == "sampling"
+    assert bayesopt_optimizer([LR], acq_optimizer="lbfgs") == "lbfgs"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "settings", "saying"),
+    [
+        ([LR], {"base_estimator": "GBRT", "acq_optimizer": "lbfgs"}, "base_estimator GBRT has no gradients"),
+        ([OPT], {"acq_optimizer": "lbfgs"}, "no int or double parameter"),
+    ],
+)
+def test_bayesianoptimization_refuses_lbfgs_without_gradients(
+    parameters: list[dict[str, Any]], settings: dict[str, str], saying: str
+) -> None:
+    experiment = testing.experiment(algorithm="bayesianoptimization", settings=settings, parameters=parameters)
+    with pytest.raises(ValidationError, match=saying) as refused:
+        search_algorithms.check(experiment)
+    assert refused.value.field == "spec.algorithm.algorithmSettings.acq_optimizer"

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from katib_core import search_algorithms, testing
+from katib_core import testing
 from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, ParameterAssignment, TrialAssignment
@@ -229,19 +229,3 @@ def test_bad_settings_are_refused_naming_the_field(settings: dict[str, str], mes
     with pytest.raises(ValidationError, match=message) as caught:
         validate_algorithm_settings(experiment(BRANIN_SPACE, **settings))
     assert caught.value.field.startswith("spec.algorithm.algorithmSettings")
-
-
-def test_auto_picks_the_optimizer_as_skopt_does() -> None:
-    categorical = [MIXED[3]]
-
-    def optimizer(parameters: list[dict[str, Any]], **settings: str) -> str:
-        exp = experiment(parameters, **settings)
-        parsed = search_algorithms.check(exp)
-        return search_algorithms.bayesopt_optimizer(parsed, exp.spec.parameters if exp.spec else None)
-
-    assert optimizer(BRANIN_SPACE) == "lbfgs"  # a GP has gradients
-    assert optimizer(BRANIN_SPACE, base_estimator="ET") == "sampling"
-    assert optimizer(categorical) == "sampling"  # nothing continuous to follow them along
-    assert optimizer(BRANIN_SPACE, acq_optimizer="sampling") == "sampling"
-    with pytest.raises(ValidationError, match="no int or double parameter"):
-        optimizer(categorical, acq_optimizer="lbfgs")
