@@ -6,11 +6,13 @@ module is the loops' port: ``LocalStore`` for Experiments, Suggestions and Trial
 on this machine for each trial's job, shown to the loop as a Job object (active; Complete; Failed
 with the exit code and the tail of the output). StdOut trials are parsed with Katib's rules
 (``katib_core.metric_parsing``) and their metrics reported when the process exits, as the sidecar
-does; Push trials report themselves.
+does; Push trials report themselves. A PBT trial starts with a copy of its parent's checkpoint
+directory where its template names ``suggestion_trial_dir`` (``katib_suggest.pbt.handover``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -36,6 +38,7 @@ from katib_core.constants import CollectorKind
 from katib_core.errors import AlreadyExistsError, KatibError, NotFoundError, StorageUnavailableError, ValidationError
 from katib_core.events import Event
 from katib_core.models import Experiment, ExperimentStatus, Suggestion, Trial, TrialStatus
+from katib_suggest import pbt
 from katib_suggest.remote import SuggestionServiceError
 from pykatib._dbmanager import DBManagerClient
 from pykatib.metric_logs import MetricLogs
@@ -46,6 +49,8 @@ from pykatib_local.zygote import ForkedTrial, Zygote, ZygoteError
 
 _log = logging.getLogger(__name__)
 _RPC_TIMEOUT = 60.0
+#: Local mode's stand-in for the Suggestion's volume: ``<experiment dir>/checkpoints/<trial>``.
+CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass
@@ -93,6 +98,7 @@ class ExperimentRunner:
         self._jobs: dict[str, _Job] = {}
         self._wake = threading.Event()
         self._noticed_images = False
+        self._noticed_checkpoint_path = False
         self._zygote: Zygote | None = None
         #: Why tune() trials run as commands (the zygote failed or ended), once said.
         self._no_zygote: str | None = None
@@ -269,6 +275,7 @@ class ExperimentRunner:
             env["KATIB_TRIAL_TOKEN"] = token
         try:
             command = containers.command_for(trial, extra_env=env, default_cwd=self._cwd)
+            command = self._hand_over(meta.namespace, _experiment_name(trial), trial, command)
             directory = self._store.trial_dir(meta.namespace, _experiment_name(trial), meta.name)
             process = self._launch(command, directory)
         except (ValidationError, OSError) as exc:
@@ -278,6 +285,28 @@ class ExperimentRunner:
         self._jobs[meta.name] = _Job(process, devices)
         threading.Thread(target=self._watch, args=(meta.name, trial), name=f"watch-{meta.name}", daemon=True).start()
         return True
+
+    def _hand_over(self, namespace: str, experiment: str, trial: Trial, command: Command) -> Command:
+        """PBT's checkpoint hand-over (``katib_suggest.pbt.handover``): the trial's directory, a copy
+        of its parent's, stands where its template names ``suggestion_trial_dir``."""
+        plan = pbt.handover(self._store.get(Experiment, namespace, experiment), trial)
+        name = trial.metadata.name if trial.metadata and trial.metadata.name else ""
+        if plan is None or not name:
+            return command
+        root = self._store.experiment_dir(namespace, experiment) / CHECKPOINTS_DIR
+        local = pbt.copy_parent_dir(root / name, root / plan.parent if plan.parent else None)
+        argv = tuple(pbt.rewrite_path(arg, plan.path, local) for arg in command.argv)
+        env = {key: pbt.rewrite_path(value, plan.path, local) for key, value in command.env.items()}
+        if argv == command.argv and env == command.env and not self._noticed_checkpoint_path:
+            _log.warning(
+                "local mode: %s names no %s (suggestion_trial_dir) in its command, args or env; "
+                "its checkpoint directory is %s",
+                name,
+                plan.path,
+                local,
+            )
+            self._noticed_checkpoint_path = True
+        return dataclasses.replace(command, argv=argv, env=env)
 
     def _process_env(self) -> dict[str, str]:
         """What every trial process gets on top of the runner's environment, the zygote too."""
@@ -412,4 +441,4 @@ def _os_path() -> str:
     return os.environ.get("PATH", "/usr/bin:/bin")
 
 
-__all__ = ["ExperimentRunner", "Progress"]
+__all__ = ["CHECKPOINTS_DIR", "ExperimentRunner", "Progress"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -30,12 +31,13 @@ from typing import Final
 from optuna.distributions import BaseDistribution
 
 from katib_core import constants, rendering, search_algorithms
-from katib_core.models import ParameterAssignment, ParameterSpec, TrialAssignment
+from katib_core.models import Experiment, ParameterAssignment, ParameterSpec, Trial, TrialAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest
 from katib_suggest import outcomes, spaces
 
 GENERATION_LABEL: Final = "pbt.suggestion.katib.kubeflow.org/generation"
 PARENT_LABEL: Final = "pbt.suggestion.katib.kubeflow.org/parent"
+SUGGESTION_TRIAL_DIR: Final = "suggestion_trial_dir"
 DEFAULT_TRIAL_DIR: Final = "/var/log/katib/checkpoints/"
 DEFAULT_POPULATION: Final = 40
 DEFAULT_TRUNCATION: Final = 0.2
@@ -234,12 +236,52 @@ def prepare_trial_dir(root: str | Path, experiment: str, trial: str, parent: str
     What Katib v0.19's PBT service does when it queues a trial; the trial then finds its parent's
     checkpoint in its own directory, which Katib mounts at ``suggestion_trial_dir``.
     """
-    target = trial_dir(root, experiment, trial)
+    source = trial_dir(root, experiment, parent) if parent else None
+    return copy_parent_dir(trial_dir(root, experiment, trial), source)
+
+
+def copy_parent_dir(target: Path, parent: Path | None) -> Path:
+    """``target`` afresh: a copy of ``parent`` when it is a directory, else empty (a restart starts over)."""
     if target.exists():
         shutil.rmtree(target)
-    source = trial_dir(root, experiment, parent) if parent else None
-    if source is not None and source.is_dir():
-        shutil.copytree(source, target)
+    if parent is not None and parent.is_dir():
+        shutil.copytree(parent, target)
     else:
         target.mkdir(parents=True)
     return target
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A trial's checkpoint hand-over: the path its template names, and whose directory it starts from."""
+
+    path: str
+    parent: str | None
+
+
+def handover(experiment: Experiment, trial: Trial) -> Handover | None:
+    """The hand-over for ``trial``, None when its Experiment sets no ``suggestion_trial_dir``.
+
+    Katib v0.19's webhook keys the mount on that setting alone (not on the algorithm's name); the
+    parent is the trial's PBT parent label (none in generation 0).
+    """
+    algorithm = experiment.spec.algorithm if experiment.spec else None
+    settings = (algorithm.algorithm_settings if algorithm else None) or []
+    path = next((s.value for s in settings if s.name == SUGGESTION_TRIAL_DIR and s.value), None)
+    if path is None:
+        return None
+    labels = (trial.metadata.labels if trial.metadata else None) or {}
+    return Handover(path, labels.get(PARENT_LABEL) or None)
+
+
+def rewrite_path(text: str, path: str, local: str | Path) -> str:
+    """``text`` with ``path`` (or a path under it) replaced by ``local``, where ``path`` stands as a path.
+
+    What the mount does in a Pod, for the places local mode can see: ``--checkpoint=/ckpt/`` and
+    ``/ckpt/model.pt`` change, ``/ckpt2`` and ``/data/ckpt`` do not. A trailing slash is kept.
+    """
+    base = path.rstrip("/") or "/"
+    if base == "/":
+        return text  # every absolute path is "under /": nothing sensible to rewrite
+    pattern = re.compile(rf"(?<![\w./~-]){re.escape(base)}(?=/|$|[^\w.~-])")
+    return pattern.sub(lambda _: str(local).rstrip("/") or "/", text)

@@ -9,7 +9,7 @@ import pytest
 
 from katib_core import search_algorithms, suggestions, testing
 from katib_core.constants import TrialConditionType
-from katib_core.models import Experiment, TrialAssignment
+from katib_core.models import Experiment, Trial, TrialAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
 from katib_suggest import Suggester, pbt
 
@@ -230,3 +230,47 @@ def test_the_parents_checkpoint_is_copied_into_the_childs_directory(tmp_path: Pa
     assert (first / "training.ckpt").read_text() == "step 20"  # a copy: the parent keeps its own
     again = pbt.prepare_trial_dir(root, "exp", "exp-b", None)  # a retry starts clean
     assert list(again.iterdir()) == []
+
+
+def labelled(name: str, labels: dict[str, str]) -> Trial:
+    return Trial.from_api({"metadata": {"name": name, "namespace": "default", "labels": labels}})
+
+
+def test_the_handover_names_the_setting_and_the_parent_label() -> None:
+    experiment = Loop().experiment()
+    child = labelled("simple-pbt-b", {GEN: "1", PARENT: "simple-pbt-a"})
+    first = labelled("simple-pbt-a", {GEN: "0"})
+    assert pbt.handover(experiment, child) == pbt.Handover("/tmp/ckpt", "simple-pbt-a")
+    assert pbt.handover(experiment, first) == pbt.Handover("/tmp/ckpt", None)
+    empty = Loop(settings={"suggestion_trial_dir": ""}).experiment()
+    assert pbt.handover(empty, child) is None  # Katib's webhook mounts nothing then
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("--checkpoint=/var/ckpt/", "--checkpoint=/L/"),
+        ("--checkpoint=/var/ckpt", "--checkpoint=/L"),
+        ("/var/ckpt/model.pt", "/L/model.pt"),
+        ("--in /var/ckpt --out /var/ckpt/x", "--in /L --out /L/x"),
+        ("a:/var/ckpt:b", "a:/L:b"),
+        ("/var/ckpt2", "/var/ckpt2"),  # another directory
+        ("/var/ckpt.bak", "/var/ckpt.bak"),
+        ("/data/var/ckpt", "/data/var/ckpt"),  # not the same path
+        ("--lr=0.01", "--lr=0.01"),
+    ],
+)
+def test_the_checkpoint_path_is_rewritten_where_it_stands_as_a_path(text: str, expected: str) -> None:
+    assert pbt.rewrite_path(text, "/var/ckpt/", Path("/L")) == expected
+
+
+def test_a_root_checkpoint_path_is_not_rewritten() -> None:
+    assert pbt.rewrite_path("--checkpoint=/", "/", Path("/L")) == "--checkpoint=/"
+
+
+def test_copy_parent_dir_copies_a_directory_and_starts_empty_without_one(tmp_path: Path) -> None:
+    parent = tmp_path / "a"
+    parent.mkdir()
+    (parent / "training.ckpt").write_text("step 20")
+    assert (pbt.copy_parent_dir(tmp_path / "b", parent) / "training.ckpt").read_text() == "step 20"
+    assert list(pbt.copy_parent_dir(tmp_path / "c", tmp_path / "missing").iterdir()) == []
