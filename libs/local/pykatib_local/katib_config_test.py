@@ -12,6 +12,8 @@ from katib_testsupport.processes import SuggestionProcess
 
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment
+from katib_suggest import pbt
+from pykatib_local import algorithms_e2e_test as examples
 from pykatib_local import backend, cli
 from pykatib_local.local_test import PUSH, conditions, experiment, run
 from pykatib_local.session import KATIB_CONFIG_ENV, LocalSession
@@ -80,3 +82,27 @@ def test_the_cli_reads_katib_config_and_names_a_wrong_entry(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "runtime.suggestions[0].algorithmName" in err
     assert "Traceback" not in err
+
+
+def test_hyperband_and_pbt_keep_their_state_names_and_lineage_across_the_wire(tmp_path: Path) -> None:
+    """Katib's hyperband and simple-pbt examples with both algorithms at the separate service: the
+    state in the returned settings, the waits for a rung, PBT's names and labels all go through gRPC."""
+    with SuggestionProcess() as service:
+        entries = [{"algorithmName": name, "endpoint": service.address} for name in ("hyperband", "pbt")]
+        config = tmp_path / "katib-config.yaml"
+        config.write_text(yaml.safe_dump({"runtime": {"suggestions": entries}}))
+        with LocalSession(tmp_path / "work", katib_config_file=config) as session:
+            hyperband, trials, suggestion = examples.run(session, examples.hyperband_example())
+            population, children, _ = examples.run(session, examples.pbt_example())
+        service.stop()
+    assert examples.succeeded_reason(hyperband) == "ExperimentSuggestionEndReached"
+    by_name = {t.metadata.name: t for t in trials if t.metadata}
+    issued = [by_name[a.name] for a in (suggestion.status.suggestions if suggestion.status else None) or []]
+    assert [examples.values(t)["num-epochs"] for t in issued] == ["1", "1", "2", "2", "2"]
+    settings = {s.name: s.value for s in (suggestion.status.algorithm_settings if suggestion.status else None) or []}
+    assert settings["current_s"] == "-1"  # Katib's finished state came back from the service
+    assert examples.succeeded_reason(population) == "ExperimentMaxTrialsReached"
+    generations = sorted((t.metadata.labels or {}).get(pbt.GENERATION_LABEL, "") for t in children if t.metadata)
+    assert generations == ["0"] * 5 + ["1"] * 5
+    assert "GetSuggestions hyperband (hyperband)" in service.stderr
+    assert "GetSuggestions simple-pbt (pbt)" in service.stderr

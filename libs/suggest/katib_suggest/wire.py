@@ -354,10 +354,11 @@ def reply_to_proto(reply: SuggestionReply, algorithm: AlgorithmSpec | None) -> a
 def reply_from_proto(message: api_pb2.GetSuggestionsReply, count: int, *, running: bool = False) -> SuggestionReply:
     """Our reply for a ``GetSuggestionsReply`` to a request for ``count``.
 
-    Fewer than ``count`` means the search space is exhausted (Katib's controller would refuse such
-    a reply and ask again; ours records it as the end) — except no assignment at all while trials
-    are ``running``: the algorithm may be waiting for them (hyperband's rungs), so it is asked
-    again later. The returned ``algorithm`` settings are the algorithm's state, kept as Katib does.
+    Katib's protocol has no "the end": its controller refuses fewer than ``count`` and asks again.
+    Ours takes fewer as they come (a grid's last points; hyperband's rung of one, or none while
+    it waits for a rung) and asks again later; the end is an empty answer while no trial is
+    ``running`` (nothing can change the algorithm's mind any more). The returned ``algorithm``
+    settings are the algorithm's state, kept as Katib does.
     """
     assignments = tuple(
         tuple(ParameterAssignment(name=a.name, value=a.value) for a in p.assignments)
@@ -368,10 +369,9 @@ def reply_from_proto(message: api_pb2.GetSuggestionsReply, count: int, *, runnin
     settings = None
     if message.HasField("algorithm") and message.algorithm.algorithm_settings:
         settings = tuple(algorithm_from_proto(message.algorithm).algorithm_settings or ())
-    waiting = not assignments and running
     return SuggestionReply(
         assignments=assignments,
-        exhausted=len(assignments) < count and not waiting,
+        exhausted=not assignments and count > 0 and not running,
         labels=labels if any(labels) else (),
         trial_names=names if any(names) else (),
         algorithm_settings=settings,

@@ -118,7 +118,7 @@ def test_reply_round_trip_with_labels() -> None:
     assert not message.HasField("algorithm")  # no state returned: nothing for Katib to keep
     assert dict(message.parameter_assignments[0].labels) == {"pbt.suggestion.katib.kubeflow.org/generation": "1"}
     assert wire.reply_from_proto(message, 2) == reply
-    assert wire.reply_from_proto(message, 3).exhausted
+    assert not wire.reply_from_proto(message, 3).exhausted
 
 
 def test_trial_names_and_returned_settings_travel_and_an_empty_answer_may_wait() -> None:
@@ -142,7 +142,8 @@ def test_trial_names_and_returned_settings_travel_and_an_empty_answer_may_wait()
     assert not waiting.exhausted
     assert suggestions.is_idle(waiting, None)
     partial = wire.reply_to_proto(SuggestionReply(assignments=reply.assignments), None)
-    assert wire.reply_from_proto(partial, 2, running=True).exhausted  # fewer, not none: the end
+    assert not wire.reply_from_proto(partial, 2, running=True).exhausted  # a rung of one: more may come
+    assert not wire.reply_from_proto(partial, 2).exhausted  # fewer: asked again, the end is an empty answer
 
 
 def test_rules_round_trip_and_unknown_comparison_is_equal() -> None:
