@@ -7,7 +7,8 @@ everything from ``request.issued`` and ``request.history`` on each call, so it n
 
 - Every parameter lives in a unit cube: uniform/logUniform int and double scaled linearly (on
   ``log`` for logUniform) and snapped to ``step``; ``normal``/``logNormal`` as quantiles (the
-  mapping ``katib_suggest.spaces`` gives the other algorithms); ``discrete`` as the index of its
+  mapping ``katib_suggest.spaces`` gives the other algorithms) within ±3 sigma, i.e. ``[min,
+  max]``; ``discrete`` as the index of its
   value in numeric order; ``categorical`` one-hot.
 - Succeeded/EarlyStopped trials with an objective value are observations; Failed, Killed and
   value-less trials are left out, as Katib's service leaves them out; running (and not yet
@@ -62,6 +63,8 @@ HEDGE_CANDIDATES: Final = 1_000
 KAPPA: Final = 1.96  # LCB's exploration weight (skopt's default)
 XI: Final = 0.01  # EI's and PI's improvement margin, in standard deviations of the observed values
 HEDGE_ETA: Final = 1.0
+#: The quantile of -3 sigma: normal/logNormal parameters stay within [min, max].
+NORMAL_TAIL: Final = 0.0013498980316301
 _STEP: Final = 1e-6  # L-BFGS-B's finite-difference step in the unit cube
 _OBSERVED: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
 _DONE: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED, TrialConditionType.METRICS_UNAVAILABLE})
@@ -101,8 +104,11 @@ class _Axis:
             return _array(((np.minimum(np.floor(x * k), k - 1) + 0.5) / k)[:, None])
         d = self.distribution
         if isinstance(d, spaces.QuantileNormal):
+            # Within ±3 sigma (Katib's min and max): acquisition optima sit on the cube's faces,
+            # which the quantile map would put 7 sigma out.
+            x = np.clip(x, NORMAL_TAIL, 1 - NORMAL_TAIL)
             if not (d.integral or d.quantum):
-                return _array(np.clip(x, spaces._EDGE, 1 - spaces._EDGE)[:, None])
+                return _array(x[:, None])
             return np.array([d.quantile(d.value(q)) for q in x])[:, None]
         if isinstance(d, IntDistribution | FloatDistribution):
             return self._unit(self._value(x))[:, None]

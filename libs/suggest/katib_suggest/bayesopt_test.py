@@ -195,7 +195,8 @@ def assert_feasible(v: Values) -> None:
     assert v["opt"] in {"sgd", "adam", "rmsprop"}
     assert v["drop"] in {"0.5", "0.1", "0.25"}
     assert v["mom"] in {"0.5", "0.6", "0.7", "0.8", "0.9"}
-    assert float(v["wd"]) > 0
+    assert 1e-5 * 0.999 <= float(v["wd"]) <= 1e-1 * 1.001  # normal parameters: within ±3 sigma
+    assert 10 <= int(v["n"]) <= 70
     assert v["n"] == str(int(v["n"]))
 
 
