@@ -1,6 +1,6 @@
 """Quality of ``bayesianoptimization`` against random search and optuna's TPE, same budget.
 
-    ./pants --no-pantsd run benchmarks/bayesopt_quality.py -- [--budget 30] [--seeds 7] [--parallel 1]
+    ./pants --no-pantsd run benchmarks:bayesopt-quality -- [--budget 30] [--seeds 7] [--parallel 1]
 
 Each method minimizes two functions ``--seeds`` times with ``--budget`` trials, asked
 ``--parallel`` at a time, each batch finished before the next is asked:
