@@ -88,9 +88,9 @@ def hyperband_example() -> Experiment:
     )
 
 
-def pbt_example() -> Experiment:
+def pbt_example(trial_spec: dict[str, Any] | None = None) -> Experiment:
     """Katib's examples/v1beta1/hp-tuning/simple-pbt.yaml with two generations of 5 (Katib's allows 3
-    failures in 2 trials, which both webhooks refuse)."""
+    failures in 2 trials, which both webhooks refuse); ``trial_spec`` replaces its training Job."""
     return Experiment.from_api(
         {
             "apiVersion": "kubeflow.org/v1beta1",
@@ -119,7 +119,8 @@ def pbt_example() -> Experiment:
                 "trialTemplate": {
                     "primaryContainerName": "training-container",
                     "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                    "trialSpec": job(
+                    "trialSpec": trial_spec
+                    or job(
                         [
                             "python",
                             "-c",

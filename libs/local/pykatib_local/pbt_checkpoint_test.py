@@ -16,6 +16,7 @@ import pytest
 
 from katib_core.models import Experiment, Trial
 from katib_suggest import pbt
+from pykatib_local import algorithms_e2e_test as examples
 from pykatib_local import backend
 from pykatib_local.runner import CHECKPOINTS_DIR
 from pykatib_local.session import LocalSession
@@ -68,39 +69,7 @@ def simple_pbt() -> Experiment:
         "kind": "Job",
         "spec": {"template": {"spec": {"containers": [container], "restartPolicy": "Never"}}},
     }
-    return Experiment.from_api(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"namespace": "kubeflow", "name": "simple-pbt"},
-            "spec": {
-                "maxTrialCount": 10,
-                "parallelTrialCount": 5,
-                "maxFailedTrialCount": 3,
-                "objective": {"type": "maximize", "goal": 0.99, "objectiveMetricName": "Validation-accuracy"},
-                "algorithm": {
-                    "algorithmName": "pbt",
-                    "algorithmSettings": [
-                        {"name": "suggestion_trial_dir", "value": KATIB_DIR},
-                        {"name": "n_population", "value": "5"},
-                        {"name": "truncation_threshold", "value": "0.2"},
-                    ],
-                },
-                "parameters": [
-                    {
-                        "name": "lr",
-                        "parameterType": "double",
-                        "feasibleSpace": {"min": "0.0001", "max": "0.02", "step": "0.0001"},
-                    }
-                ],
-                "trialTemplate": {
-                    "primaryContainerName": "training-container",
-                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                    "trialSpec": job,
-                },
-            },
-        }
-    )
+    return examples.pbt_example(job)
 
 
 def lr(trial: Trial) -> float:
