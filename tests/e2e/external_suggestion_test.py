@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+import pytest
 import yaml
 from katib_testsupport.processes import SuggestionProcess
 from kubernetes import client
 
 from e2e import controllers as c
+from katib_api.v1beta1 import api_pb2, api_pb2_grpc
+from katib_core import testing as builders
 from katib_dbmanager.server import DBManagerServer
 from katib_testcluster.cluster import Cluster
 
@@ -66,3 +70,48 @@ def test_an_external_suggestion_service_drives_experiments(
         for log in sorted(tmp_path.glob("*.log")):  # shown by pytest when the test failed
             print(f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
     assert "GetSuggestions external (tpe): 0 trials, 2 asked, 2 answered" in service.stderr
+
+
+def test_set_trial_status_marks_the_trial_early_stopped_as_katibs_service(
+    k8s_cluster: Cluster, k8s_namespace: str
+) -> None:
+    """What a pull-mode sidecar calls after stopping a training (Katib's medianstop service does
+    this write): the Trial's status gets EarlyStopped, reason TrialEarlyStopped."""
+    api, ns = k8s_cluster.api_client, k8s_namespace
+    custom = client.CustomObjectsApi(api)
+
+    def create_trial(namespace: str, name: str) -> None:
+        body = builders.trial(name, "Created").to_api()
+        body["metadata"] = {"name": name, "namespace": namespace, "labels": {"katib.kubeflow.org/experiment": "x"}}
+        custom.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, "trials", body)
+
+    create_trial(ns, "stopped-by-sidecar")
+    create_trial(ns, "twice")
+    other = f"{ns}-other"
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    create_trial(other, "twice")
+    with SuggestionProcess("--kubeconfig", str(k8s_cluster.kubeconfig)) as service:
+        with grpc.insecure_channel(service.address) as channel:
+            stub = api_pb2_grpc.EarlyStoppingStub(channel)
+            for _ in range(2):  # the second call finds it done
+                stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="stopped-by-sidecar"), timeout=30)
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="nobody"), timeout=30)
+            with pytest.raises(grpc.RpcError) as ambiguous:
+                stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="twice"), timeout=30)
+        service.stop()
+    trial = c.get(api, ns, "trials", "stopped-by-sidecar")
+    early = [x for x in trial["status"]["conditions"] if x["type"] == "EarlyStopped"]
+    assert len(early) == 1
+    assert (early[0]["status"], early[0]["reason"]) == ("True", "TrialEarlyStopped")
+    assert c.conditions(trial).get("Running") != "True"
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ambiguous.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "--trial-namespace" in (ambiguous.value.details() or "")
+    flags = ("--kubeconfig", str(k8s_cluster.kubeconfig), "--trial-namespace", other)
+    with SuggestionProcess(*flags) as service, grpc.insecure_channel(service.address) as channel:
+        api_pb2_grpc.EarlyStoppingStub(channel).SetTrialStatus(
+            api_pb2.SetTrialStatusRequest(trial_name="twice"), timeout=30
+        )
+    assert c.conditions(c.get(api, other, "trials", "twice"))["EarlyStopped"] == "True"
+    assert "EarlyStopped" not in c.conditions(c.get(api, ns, "trials", "twice"))

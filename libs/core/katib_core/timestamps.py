@@ -80,3 +80,8 @@ def format_nano(moment: datetime) -> str:
 def utc_now() -> datetime:
     """The current UTC wall time as a naive datetime."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def condition_time() -> str:
+    """Now, as Kubernetes writes a condition's times (RFC 3339, whole seconds)."""
+    return format_nano(utc_now().replace(microsecond=0))

@@ -425,8 +425,7 @@ def _experiment_name(trial: Trial) -> str:
     return name
 
 
-def _now() -> str:
-    return timestamps.format_nano(timestamps.utc_now().replace(microsecond=0))
+_now = timestamps.condition_time
 
 
 def _python_path() -> str:

@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 SERVICE_RETRY_SECONDS = 10.0
 
 
-def _now() -> str:
-    return timestamps.format_nano(timestamps.utc_now().replace(microsecond=0))
+_now = timestamps.condition_time
 
 
 class ExperimentReconciler:

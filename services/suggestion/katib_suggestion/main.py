@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from katib_core.errors import ValidationError
+from katib_operator import kubeapi
+from katib_operator.kubeapi import KubeApi
 from katib_suggest import Suggester
 from katib_suggestion.server import SuggestionServer
 from katib_suggestion.settings import Settings
+from katib_suggestion.trial_status import TrialStatusWriter
 
 _log = logging.getLogger("katib_suggestion")
 
@@ -32,12 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    try:
+        trial_status = _trial_status(settings)
+    except ValidationError as exc:
+        print(f"katib-suggestion: error: {exc}", file=sys.stderr)
+        return 2
     stopping = _stop_on_signals()
     server = SuggestionServer(
         listen_address=settings.listen_address,
         suggester=Suggester(max_studies=settings.max_studies),
         workers=settings.workers,
         db_timeout=settings.db_timeout,
+        trial_status=trial_status,
     )
     try:
         server.start()
@@ -48,6 +57,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping.wait()
     server.stop()
     return 0
+
+
+def _trial_status(settings: Settings) -> TrialStatusWriter | None:
+    """SetTrialStatus's Kubernetes access: the kubeconfig, else the Pod's service account (whose
+    namespace is the Trials', as for Katib's per-Experiment service), else none.
+
+    Raises:
+        ValidationError: the kubeconfig given cannot be read.
+    """
+    if settings.kubeconfig:
+        try:
+            config = kubeapi.load(settings.kubeconfig)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValidationError("--kubeconfig", f"cannot read {settings.kubeconfig}: {exc}") from None
+        return TrialStatusWriter(KubeApi(config), namespace=settings.trial_namespace)
+    try:
+        config = kubeapi.load(None)
+    except FileNotFoundError:
+        _log.info("no Kubernetes access: SetTrialStatus answers FAILED_PRECONDITION")
+        return None
+    return TrialStatusWriter(KubeApi(config), namespace=settings.trial_namespace or config.namespace)
 
 
 def _stop_on_signals() -> threading.Event:

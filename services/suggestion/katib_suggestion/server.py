@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from katib_api.v1beta1 import api_pb2, api_pb2_grpc
 from katib_suggest import Suggester
 from katib_suggestion.servicer import EarlyStoppingServicer, SuggestionServicer
+from katib_suggestion.trial_status import TrialStatusWriter
 
 _log = logging.getLogger(__name__)
 SUGGESTION_SERVICE: Final = api_pb2.DESCRIPTOR.services_by_name["Suggestion"].full_name
@@ -40,6 +41,7 @@ class SuggestionServer:
         workers: int = 8,
         db_timeout: float = 10.0,
         max_message_bytes: int = 64 << 20,
+        trial_status: TrialStatusWriter | None = None,
     ) -> None:
         self.listen_address = listen_address
         self.port = 0
@@ -54,7 +56,9 @@ class SuggestionServer:
             ],
         )
         api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(self.suggester), self._server)
-        api_pb2_grpc.add_EarlyStoppingServicer_to_server(EarlyStoppingServicer(db_timeout=db_timeout), self._server)
+        api_pb2_grpc.add_EarlyStoppingServicer_to_server(
+            EarlyStoppingServicer(db_timeout=db_timeout, trial_status=trial_status), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (SUGGESTION_SERVICE, EARLY_STOPPING_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server

@@ -277,13 +277,18 @@ def test_internal_errors_carry_a_message_not_a_traceback(service: SuggestionProc
     assert "\n" not in details
 
 
-def test_set_trial_status_is_unimplemented(channel: grpc.Channel) -> None:
+def test_set_trial_status_without_kubernetes_says_what_it_needs(channel: grpc.Channel) -> None:
+    # Marking Trials is tested against the test cluster (tests/e2e/external_suggestion_test.py).
     with pytest.raises(grpc.RpcError) as caught:
         api_pb2_grpc.EarlyStoppingStub(channel).SetTrialStatus(
             api_pb2.SetTrialStatusRequest(trial_name="t"), timeout=30
         )
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "SetTrialStatus(t)" in (caught.value.details() or "")
+    assert "--kubeconfig" in (caught.value.details() or "")
+    with pytest.raises(grpc.RpcError) as nameless:
+        api_pb2_grpc.EarlyStoppingStub(channel).SetTrialStatus(api_pb2.SetTrialStatusRequest(), timeout=30)
+    assert nameless.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_remote_suggester_answers_as_the_in_process_one(service: SuggestionProcess) -> None:
@@ -345,6 +350,10 @@ def test_bad_flags_exit_2_naming_the_flag() -> None:
     result = run_suggestion(env={"KATIB_SUGGESTION_LISTEN_ADDRESS": "nowhere"})
     assert result.returncode == 2
     assert "KATIB_SUGGESTION_LISTEN_ADDRESS" in result.stderr
+    result = run_suggestion("--kubeconfig", "/does/not/exist")
+    assert result.returncode == 2
+    assert result.stderr.startswith("katib-suggestion: error: --kubeconfig: cannot read /does/not/exist")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_sigterm_stops_it_cleanly() -> None:

@@ -20,9 +20,11 @@ import grpc
 
 from katib_api.v1beta1 import api_pb2, api_pb2_grpc
 from katib_core import early_stopping
-from katib_core.errors import StorageUnavailableError, ValidationError
+from katib_core.errors import KatibError, NotFoundError, StorageUnavailableError, ValidationError
 from katib_core.models import EarlyStoppingSpec
+from katib_operator.objects import ApiUnavailableError
 from katib_suggest import Suggester, validate_algorithm_settings, wire
+from katib_suggestion.trial_status import AmbiguousTrialError, TrialStatusWriter
 from pykatib import dbmanager
 from pykatib.metric_logs import MetricLogs
 
@@ -89,13 +91,13 @@ class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
     """medianstop as Katib's medianstop service runs it: rules from the objective values the
     succeeded trials (last condition Succeeded) logged in the DB manager at ``db_manager_address``.
 
-    ``SetTrialStatus`` (Katib's service patches the Trial's status to EarlyStopped through the
-    Kubernetes API) answers UNIMPLEMENTED: this service holds no Kubernetes credentials yet
-    (docs/suggestion.md#not-done).
+    ``SetTrialStatus`` marks the Trial EarlyStopped through the Kubernetes API, as Katib's service
+    does (``trial_status``); without Kubernetes access it answers FAILED_PRECONDITION.
     """
 
-    def __init__(self, *, db_timeout: float = 10.0) -> None:
+    def __init__(self, *, db_timeout: float = 10.0, trial_status: TrialStatusWriter | None = None) -> None:
         self._db_timeout = db_timeout
+        self._trial_status = trial_status
         self._clients: dict[str, MetricLogs] = {}
         self._values: OrderedDict[tuple[str, str, str], list[str]] = OrderedDict()
         self._lock = threading.Lock()
@@ -125,12 +127,28 @@ class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
     def SetTrialStatus(  # noqa: N802
         self, request: api_pb2.SetTrialStatusRequest, context: grpc.ServicerContext
     ) -> api_pb2.SetTrialStatusReply:
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            f"SetTrialStatus({request.trial_name}): this service does not write Trials (no Kubernetes access);"
-            " pykatib's trial controller marks early-stopped trials itself",
-        )
-        raise AssertionError("abort raises")
+        name = request.trial_name
+        if not name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trial_name: is required")
+        if self._trial_status is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"SetTrialStatus({name}): this service has no Kubernetes access (start it with --kubeconfig,"
+                " or in a Pod with a service account that may update trials/status)",
+            )
+        assert self._trial_status is not None
+        try:
+            where = self._trial_status.early_stop(name)
+        except NotFoundError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except AmbiguousTrialError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except ApiUnavailableError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except KatibError as exc:
+            context.abort(grpc.StatusCode.INTERNAL, f"SetTrialStatus({name}): {exc}")
+        _log.info("SetTrialStatus: trial %s is EarlyStopped", where)
+        return api_pb2.SetTrialStatusReply()
 
     def _objective_values(self, address: str, trial: str, metric: str) -> list[str]:
         key = (address, trial, metric)

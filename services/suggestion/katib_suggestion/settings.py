@@ -39,6 +39,10 @@ class Settings:
     max_studies: int
     db_timeout: float
     log_level: str
+    #: Where SetTrialStatus finds Trials: a kubeconfig (None: in a Pod, its service account).
+    kubeconfig: str | None = None
+    #: Their namespace (None: in a Pod its own, else found by the trial's name).
+    trial_namespace: str | None = None
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
@@ -65,6 +69,8 @@ class Settings:
             max_studies=args.max_studies or env.max_studies,
             db_timeout=args.db_timeout,
             log_level=(args.log_level or env.log_level).upper(),
+            kubeconfig=args.kubeconfig or environ.get("KUBECONFIG") or None,  # - kubectl's variable
+            trial_namespace=args.trial_namespace or None,
         )
 
 
@@ -86,5 +92,15 @@ def _parser() -> argparse.ArgumentParser:
         " trials when asked again (env KATIB_SUGGESTION_MAX_STUDIES, default 64)",
     )
     add("--db-timeout", type=float, default=10.0, help="seconds per DB manager call (medianstop reads metric logs)")
+    add(
+        "--kubeconfig",
+        help="SetTrialStatus marks Trials EarlyStopped through this cluster (env KUBECONFIG; in a Pod,"
+        " its service account; neither: SetTrialStatus answers FAILED_PRECONDITION)",
+    )
+    add(
+        "--trial-namespace",
+        help="namespace of the Trials SetTrialStatus names (default: in a Pod its own, as Katib's"
+        " per-Experiment service; else the one namespace with a Trial of that name)",
+    )
     add("--log-level", help="DEBUG, INFO, WARNING… (env LOG_LEVEL, default INFO)")
     return parser

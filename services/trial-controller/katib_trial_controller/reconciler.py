@@ -27,8 +27,7 @@ from pykatib.metric_logs import MetricLogs
 log = logging.getLogger(__name__)
 
 
-def _now() -> str:
-    return timestamps.format_nano(timestamps.utc_now().replace(microsecond=0))
+_now = timestamps.condition_time
 
 
 class TrialReconciler:
