@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import math
 import random
 import statistics
@@ -364,7 +365,8 @@ class Pair:
     multi_fidelity: bool = False
 
 
-def tpe(seed: int, multivariate: bool = False) -> optuna.samplers.BaseSampler:
+def tpe(seed: int, multivariate: bool | None = None) -> optuna.samplers.BaseSampler:
+    """TPE as Katib's optuna service builds it: optuna's defaults (multivariate in optuna 5)."""
     return optuna.samplers.TPESampler(seed=seed * SEED_SPACING, constant_liar=True, multivariate=multivariate)
 
 
@@ -392,7 +394,11 @@ def pairs() -> list[Pair]:
         single("tpe", "optuna TPESampler", tpe),
         single("multivariate-tpe", "optuna TPESampler(multivariate)", lambda s: tpe(s, multivariate=True)),
         single("cmaes", "optuna CmaEsSampler", lambda s: optuna.samplers.CmaEsSampler(seed=s * SEED_SPACING)),
-        single("sobol", "optuna QMCSampler(sobol)", lambda s: optuna.samplers.QMCSampler(seed=s * SEED_SPACING)),
+        single(
+            "sobol",
+            "optuna QMCSampler(sobol)",
+            lambda s: optuna.samplers.QMCSampler(scramble=True, seed=s * SEED_SPACING),
+        ),
         single("bayesianoptimization", gp_name, gp),
         Pair("hyperband", hyperband_run, "optuna Random + HyperbandPruner", optuna_hyperband, multi_fidelity=True),
         Pair(
@@ -455,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated algorithms (random always runs)")
     parser.add_argument("--functions", default="", help="comma-separated functions")
     args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # rows as they are measured, also into a file
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # QMCSampler
     chosen = set(filter(None, args.only.split(","))) | {"random"} if args.only else None
