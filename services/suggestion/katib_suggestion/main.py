@@ -77,7 +77,8 @@ def _trial_status(settings: Settings) -> TrialStatusWriter | None:
     except FileNotFoundError:
         _log.info("no Kubernetes access: SetTrialStatus answers FAILED_PRECONDITION")
         return None
-    return TrialStatusWriter(KubeApi(config), namespace=settings.trial_namespace or config.namespace)
+    own = None if settings.all_trial_namespaces else config.namespace
+    return TrialStatusWriter(KubeApi(config), namespace=settings.trial_namespace or own)
 
 
 def _stop_on_signals() -> threading.Event:

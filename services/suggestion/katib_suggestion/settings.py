@@ -43,6 +43,8 @@ class Settings:
     kubeconfig: str | None = None
     #: Their namespace (None: in a Pod its own, else found by the trial's name).
     trial_namespace: str | None = None
+    #: Find a Trial by its name in every namespace, also in a Pod (a service shared by namespaces).
+    all_trial_namespaces: bool = False
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
@@ -61,6 +63,8 @@ class Settings:
             raise ValidationError("--workers", "must be at least 1")
         if args.max_studies is not None and args.max_studies < 1:
             raise ValidationError("--max-studies", "must be at least 1")
+        if args.trial_namespace and args.all_trial_namespaces:
+            raise ValidationError("--all-trial-namespaces", "contradicts --trial-namespace")
         if not args.db_timeout > 0:
             raise ValidationError("--db-timeout", "must be a positive number of seconds")
         return cls(
@@ -71,6 +75,7 @@ class Settings:
             log_level=(args.log_level or env.log_level).upper(),
             kubeconfig=args.kubeconfig or environ.get("KUBECONFIG") or None,  # - kubectl's variable
             trial_namespace=args.trial_namespace or None,
+            all_trial_namespaces=args.all_trial_namespaces,
         )
 
 
@@ -101,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         "--trial-namespace",
         help="namespace of the Trials SetTrialStatus names (default: in a Pod its own, as Katib's"
         " per-Experiment service; else the one namespace with a Trial of that name)",
+    )
+    add(
+        "--all-trial-namespaces",
+        action="store_true",
+        help="find SetTrialStatus's Trial by name in every namespace, also in a Pod (one service shared by"
+        " namespaces, as infra/suggestion deploys it)",
     )
     add("--log-level", help="DEBUG, INFO, WARNING… (env LOG_LEVEL, default INFO)")
     return parser

@@ -12,6 +12,14 @@ def test_defaults_serve_katibs_suggestion_port() -> None:
     assert (settings.workers, settings.max_studies, settings.db_timeout, settings.log_level) == (8, 64, 10.0, "INFO")
 
 
+def test_kubernetes_access_for_set_trial_status() -> None:
+    assert (Settings.from_args([], {}).kubeconfig, Settings.from_args([], {}).trial_namespace) == (None, None)
+    from_env = Settings.from_args(["--all-trial-namespaces"], {"KUBECONFIG": "/etc/kube/config"})
+    assert (from_env.kubeconfig, from_env.all_trial_namespaces) == ("/etc/kube/config", True)
+    flags = Settings.from_args(["--kubeconfig", "k", "--trial-namespace", "team-a"], {"KUBECONFIG": "other"})
+    assert (flags.kubeconfig, flags.trial_namespace) == ("k", "team-a")
+
+
 def test_flag_beats_env() -> None:
     env = {"KATIB_SUGGESTION_LISTEN_ADDRESS": "0.0.0.0:6788", "KATIB_SUGGESTION_MAX_STUDIES": "5", "LOG_LEVEL": "debug"}
     from_env = Settings.from_args([], env)
@@ -29,6 +37,7 @@ def test_flag_beats_env() -> None:
         (["--max-studies", "0"], {}, "--max-studies"),
         (["--workers", "0"], {}, "--workers"),
         (["--db-timeout", "0"], {}, "--db-timeout"),
+        (["--trial-namespace", "a", "--all-trial-namespaces"], {}, "--all-trial-namespaces"),
     ],
 )
 def test_bad_values_name_the_flag_or_variable(argv: list[str], env: dict[str, str], named: str) -> None:
