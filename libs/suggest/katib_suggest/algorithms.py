@@ -33,7 +33,7 @@ from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, ParameterAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
-from katib_suggest import bayesopt, hyperband, pbt, spaces
+from katib_suggest import bayesopt, hyperband, outcomes, pbt, spaces
 
 _TOLD_AS_VALUE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
 _TOLD_AS_FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
@@ -153,7 +153,7 @@ def _direction(experiment: Experiment) -> Literal["minimize", "maximize"]:
 
 
 def _sampler(parsed: search_algorithms.Settings, issued: int) -> optuna.samplers.BaseSampler:
-    seed = None if parsed.random_state is None else parsed.random_state + issued
+    seed = None if parsed.random_state is None else outcomes.derived_seed(parsed.random_state, issued)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # optuna 4.9 deprecates TPE's gamma and prior_weight (Katib's hyperopt settings): see

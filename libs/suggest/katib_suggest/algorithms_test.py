@@ -73,6 +73,14 @@ def test_a_seed_makes_answers_reproducible_even_after_a_restart(algorithm: str) 
     assert run(Forgetful(), algorithm, random_state="3") == first
 
 
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
+def test_neighbouring_seeds_do_not_share_their_draws(algorithm: str) -> None:
+    # Seeding each batch with random_state + issued made seed 4 repeat seed 3's points, one batch later.
+    three = [v["lr"] for v in run(Suggester(), algorithm, rounds=3, batch=1, random_state="3")]
+    four = [v["lr"] for v in run(Suggester(), algorithm, rounds=3, batch=1, random_state="4")]
+    assert not set(three) & set(four)
+
+
 def test_sobol_never_repeats_a_point_across_rebuilds() -> None:
     class Forgetful(Suggester):
         def suggest(self, request: SuggestionRequest) -> Any:

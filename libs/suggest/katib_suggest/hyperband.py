@@ -85,9 +85,12 @@ def suggest(request: SuggestionRequest, parsed: search_algorithms.Settings) -> S
             continue
         room = min(request.count, size - len(members))
         if wanted is None:
-            base = outcomes.seed(request, parsed.random_state) + len(issued)
+            root = outcomes.seed(request, parsed.random_state)
             new = [
-                outcomes.random_assignment(distributions, base + k, fixed={name: rung.resource}) for k in range(room)
+                outcomes.random_assignment(
+                    distributions, outcomes.derived_seed(root, len(issued) + k), fixed={name: rung.resource}
+                )
+                for k in range(room)
             ]
         else:
             new = _promote(wanted, members, name, rung.resource, list(distributions))[:room]

@@ -74,6 +74,16 @@ def seed(request: SuggestionRequest, random_state: int | None) -> int:
     return int.from_bytes(hashlib.sha256(request.key.encode()).digest()[:4], "big")
 
 
+def derived_seed(root: int, *path: int) -> int:
+    """A seed for one draw, from the Experiment's seed and where the draw is (a batch, a position).
+
+    Not ``root + position``: with that, seed s and s + 1 give the same points shifted by one, so
+    two Experiments with neighbouring ``random_state``s would share nearly all their draws.
+    """
+    text = ":".join(str(n) for n in (root, *path))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
 def random_assignment(
     distributions: Mapping[str, BaseDistribution], seed: int, *, fixed: Mapping[str, str] | None = None
 ) -> tuple[ParameterAssignment, ...]:
