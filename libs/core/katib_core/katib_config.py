@@ -14,7 +14,7 @@ What we do with an entry (``route``; docs/suggestion.md#katib-config):
   default entries name Katib's images for every algorithm; running ours in-process is the point);
 - otherwise the entry's ``image`` is a Suggestion service to deploy per Experiment, as Katib does.
 
-Pure but for ``read``, the one file read, shared by the webhook, the controller and local mode.
+Pure: the shells read the file (``katib_suggest.routing.read_katib_config``, the webhook's settings).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 import yaml
@@ -64,20 +63,6 @@ class Route(enum.Enum):
     ENDPOINT = "endpoint"
     DEPLOY = "deploy"
     UNKNOWN = "unknown"
-
-
-def read(path: Path, *, field: str = "katib-config") -> KatibConfig:
-    """The katib-config file at ``path`` (the shells' one way to read it, so they say the same).
-
-    Raises:
-        ValidationError: ``field`` (where the path came from) when it cannot be read; a wrong entry
-            is named by its place in the file.
-    """
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValidationError(field, f"cannot read {path}: {exc.strerror or exc}") from None
-    return loads(text, source=str(path))
 
 
 def loads(text: str, *, source: str = "katib-config") -> KatibConfig:
@@ -197,6 +182,5 @@ __all__ = [
     "endpoints",
     "loads",
     "parse",
-    "read",
     "route",
 ]

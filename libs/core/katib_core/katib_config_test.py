@@ -1,5 +1,4 @@
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
@@ -94,11 +93,6 @@ def test_a_wrong_entry_is_named(text: str, field: str, saying: str) -> None:
     assert saying in caught.value.reason
 
 
-def test_read_names_the_flag_of_an_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError) as caught:
-        katib_config.read(tmp_path / "missing.yaml", field="--katib-config")
-    assert caught.value.field == "--katib-config"
-    assert "missing.yaml" in caught.value.reason
-    (tmp_path / "empty.yaml").write_text("")
-    assert katib_config.read(tmp_path / "empty.yaml") == katib_config.KatibConfig()
+def test_an_empty_document_configures_nothing() -> None:
+    assert katib_config.loads("") == katib_config.KatibConfig()
     assert katib_config.deployed_name("exp", "enas") == "exp-enas"

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from katib_core import katib_config
 from katib_core import push_auth as auth
 from katib_core.katib_config import KatibConfig
 from katib_core.push_keys import TokenMinter
@@ -21,6 +20,7 @@ from katib_dbmanager.auth import Authenticator
 from katib_dbmanager.server import DBManagerServer
 from katib_dbmanager.storage import open_store
 from katib_pushauth.secret_file import SecretFile
+from katib_suggest import routing
 from katib_suggest.algorithms import Suggester
 from katib_suggest.routing import AlgorithmRouter
 from pykatib._dbmanager import DBManagerClient
@@ -58,7 +58,7 @@ def read_katib_config(path: Path | None, workdir: Path) -> KatibConfig:
         chosen = workdir / KATIB_CONFIG_FILE
         if not chosen.exists():
             return KatibConfig()
-    return katib_config.read(chosen)
+    return routing.read_katib_config(chosen)
 
 
 class LocalSession:

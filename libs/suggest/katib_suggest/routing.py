@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from katib_core import katib_config, search_algorithms
 from katib_core.errors import ValidationError
@@ -123,4 +124,18 @@ class AlgorithmRouter:
             return client
 
 
-__all__ = ["AlgorithmRouter"]
+def read_katib_config(path: Path, *, field: str = "katib-config") -> KatibConfig:
+    """The katib-config file at ``path`` (a KatibConfig document or a ``katib-config`` ConfigMap).
+
+    Raises:
+        ValidationError: ``field`` (where the path came from) when it cannot be read; a wrong entry
+            is named by its place in the file.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationError(field, f"cannot read {path}: {exc.strerror or exc}") from None
+    return katib_config.loads(text, source=str(path))
+
+
+__all__ = ["AlgorithmRouter", "read_katib_config"]

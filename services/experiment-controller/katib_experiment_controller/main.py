@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from katib_core import constants
-from katib_core import katib_config as katib_config_file
 from katib_core.errors import ValidationError
 from katib_core.katib_config import KatibConfig
 from katib_core.models import Experiment, Suggestion, Trial
@@ -25,7 +24,7 @@ from katib_operator.recording import EventRecorder
 from katib_operator.settings import OperatorSettings, parser
 from katib_operator.settings import from_args as settings_from_args
 from katib_suggest import Suggester
-from katib_suggest.routing import AlgorithmRouter
+from katib_suggest.routing import AlgorithmRouter, read_katib_config
 from pykatib import dbmanager
 from pykatib.metric_logs import MetricLogs
 
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     settings = settings_from_args(PROG, args, env)
     try:
         path = args.katib_config or env.get(KATIB_CONFIG_ENV)
-        katib_config = katib_config_file.read(Path(path), field="--katib-config") if path else None
+        katib_config = read_katib_config(Path(path), field="--katib-config") if path else None
     except ValidationError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2

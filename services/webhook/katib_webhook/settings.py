@@ -254,7 +254,13 @@ def _names(text: str, flag: str, *, empty: bool = False) -> frozenset[str]:
 
 
 def _katib_config(path: str | None) -> katib_config.KatibConfig:
-    return katib_config.read(Path(path), field="--katib-config") if path else katib_config.KatibConfig()
+    if not path:
+        return katib_config.KatibConfig()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValidationError("--katib-config", f"cannot read {path}: {exc.strerror or exc}") from None
+    return katib_config.loads(text, source=path)
 
 
 def _collectors(args: argparse.Namespace, config: katib_config.KatibConfig) -> dict[str, CollectorImage]:
