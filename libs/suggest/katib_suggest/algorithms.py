@@ -171,8 +171,8 @@ def _sampler(parsed: search_algorithms.Settings, issued: int) -> optuna.samplers
                 kwargs["prior_weight"] = parsed.prior_weight
             if parsed.gamma is not None:
                 kwargs["gamma"] = _hyperopt_gamma(parsed.gamma)
-            if parsed.algorithm == "multivariate-tpe":
-                kwargs["multivariate"] = True
+            # Explicit both ways: optuna 5 made multivariate the default, and Katib's tpe is not.
+            kwargs["multivariate"] = parsed.algorithm == "multivariate-tpe"
             return optuna.samplers.TPESampler(**kwargs)
         if parsed.algorithm == "cmaes":
             return optuna.samplers.CmaEsSampler(

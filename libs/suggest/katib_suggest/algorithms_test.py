@@ -3,14 +3,15 @@ import re
 import statistics
 from typing import Any
 
+import optuna
 import pytest
 
-from katib_core import suggestions, testing
+from katib_core import search_algorithms, suggestions, testing
 from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import ParameterAssignment, TrialAssignment
 from katib_core.suggestions import SuggestionRequest, SuggestionTrial
-from katib_suggest import ALGORITHMS, Suggester, validate_algorithm_settings
+from katib_suggest import ALGORITHMS, Suggester, algorithms, validate_algorithm_settings
 
 PARAMS: list[dict[str, Any]] = [
     {
@@ -287,3 +288,13 @@ def test_failed_trials_are_told_as_failed() -> None:
     suggester.suggest(SuggestionRequest(experiment, (failed,), issued, 1, key="k"))
     study = suggester._studies["k"].study
     assert study.trials[0].state.name == "FAIL"
+
+
+def test_tpe_is_independent_and_multivariate_tpe_is_not() -> None:
+    # optuna 5's TPESampler is multivariate unless told otherwise; Katib's tpe is per parameter.
+    for name, joint in (("tpe", False), ("multivariate-tpe", True)):
+        experiment = testing.experiment(algorithm=name)
+        assert experiment.spec is not None
+        sampler = algorithms._sampler(search_algorithms.parse_settings(experiment.spec.algorithm), 0)
+        assert isinstance(sampler, optuna.samplers.TPESampler)
+        assert sampler._multivariate is joint
