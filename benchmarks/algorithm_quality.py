@@ -365,8 +365,8 @@ class Pair:
     multi_fidelity: bool = False
 
 
-def tpe(seed: int, multivariate: bool | None = None) -> optuna.samplers.BaseSampler:
-    """TPE as Katib's optuna service builds it: optuna's defaults (multivariate in optuna 5)."""
+def tpe(seed: int, multivariate: bool = False) -> optuna.samplers.BaseSampler:
+    """optuna's TPE, independent or multivariate (explicit: optuna 5's default is multivariate)."""
     return optuna.samplers.TPESampler(seed=seed * SEED_SPACING, constant_liar=True, multivariate=multivariate)
 
 
