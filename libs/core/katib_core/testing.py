@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from katib_core import constants
@@ -16,6 +17,7 @@ from katib_core.models import (
     TrialSpec,
     TrialStatus,
 )
+from katib_core.suggestions import SuggestionTrial
 
 T0 = "2024-01-01T00:00:00Z"
 
@@ -133,3 +135,24 @@ def trial(
         ).model_copy(update={"parameter_assignments": [ParameterAssignment(name="lr", value=lr)]}),
         status=status,
     )
+
+
+def finish_running(
+    trials: dict[str, SuggestionTrial],
+    value_of: Callable[[dict[str, str]], float],
+    *,
+    metric: str = "loss",
+    failed: frozenset[str] = frozenset(),
+) -> None:
+    """Every Running trial of an algorithm test's history ends: Failed if named in ``failed``,
+    else Succeeded with ``metric`` = ``value_of`` its assignments (in place)."""
+    for name, trial in trials.items():
+        if trial.condition != constants.TrialConditionType.RUNNING:
+            continue
+        if name in failed:
+            trials[name] = SuggestionTrial(name, trial.assignments, constants.TrialConditionType.FAILED)
+            continue
+        value = str(value_of(dict(trial.assignments)))
+        trials[name] = SuggestionTrial(
+            name, trial.assignments, constants.TrialConditionType.SUCCEEDED, ((metric, value),)
+        )

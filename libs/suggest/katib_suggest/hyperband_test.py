@@ -68,16 +68,7 @@ class Loop:
         return reply
 
     def finish(self, metric: Callable[[dict[str, str]], float] = loss, *, failed: frozenset[str] = frozenset()) -> None:
-        for name, trial in self.trials.items():
-            if trial.condition != TrialConditionType.RUNNING:
-                continue
-            if name in failed:
-                self.trials[name] = SuggestionTrial(name, trial.assignments, TrialConditionType.FAILED)
-                continue
-            value = metric(dict(trial.assignments))
-            self.trials[name] = SuggestionTrial(
-                name, trial.assignments, TrialConditionType.SUCCEEDED, (("loss", str(value)),)
-            )
+        testing.finish_running(self.trials, metric, failed=failed)
 
     def values(self, start: int = 0) -> list[dict[str, str]]:
         return [{a.name or "": a.value or "" for a in t.parameter_assignments or []} for t in self.issued[start:]]

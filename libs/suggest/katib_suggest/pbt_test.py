@@ -67,16 +67,7 @@ class Loop:
     def finish(
         self, metric: Callable[[dict[str, str]], float] = accuracy, *, failed: frozenset[str] = frozenset()
     ) -> None:
-        for name, trial in self.trials.items():
-            if trial.condition != TrialConditionType.RUNNING:
-                continue
-            if name in failed:
-                self.trials[name] = SuggestionTrial(name, trial.assignments, TrialConditionType.FAILED)
-                continue
-            value = str(metric(dict(trial.assignments)))
-            self.trials[name] = SuggestionTrial(
-                name, trial.assignments, TrialConditionType.SUCCEEDED, (("loss", value),)
-            )
+        testing.finish_running(self.trials, metric, failed=failed)
 
     def generation(self, number: int) -> list[TrialAssignment]:
         return [a for a in self.issued if (a.labels or {}).get(GEN) == str(number)]
