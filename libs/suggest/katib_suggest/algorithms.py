@@ -29,14 +29,11 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from katib_core import aggregation, constants, search_algorithms
-from katib_core.constants import TrialConditionType
 from katib_core.errors import ValidationError
 from katib_core.models import Experiment, ParameterAssignment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest, SuggestionTrial
 from katib_suggest import bayesopt, hyperband, outcomes, pbt, spaces
 
-_TOLD_AS_VALUE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
-_TOLD_AS_FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
 #: Samplers whose next points do not depend on results: they are never told any.
 _IGNORES_RESULTS: Final = frozenset({"random", "sobol"})
 
@@ -259,9 +256,9 @@ def _tell(state: _Study, request: SuggestionRequest) -> None:
 
 
 def _outcome(trial: SuggestionTrial, metric: str | None) -> tuple[float, bool] | None:
-    if trial.condition in _TOLD_AS_FAILED:
+    if trial.condition in outcomes.FAILED:
         return 0.0, True
-    if trial.condition in _TOLD_AS_VALUE:
+    if trial.condition in outcomes.OBSERVED:
         value = aggregation.parse_number(trial.metric(metric) or "")
         return (0.0, True) if value is None or math.isnan(value) else (value, False)
     return None

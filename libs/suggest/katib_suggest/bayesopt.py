@@ -39,11 +39,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 
-from katib_core import aggregation, constants, search_algorithms
-from katib_core.constants import TrialConditionType
+from katib_core import aggregation, constants, search_algorithms, trial_conditions
 from katib_core.models import ParameterAssignment, ParameterSpec
 from katib_core.suggestions import SuggestionReply, SuggestionRequest
-from katib_suggest import spaces
+from katib_suggest import outcomes, spaces
 
 Array = np.ndarray
 ParameterType = constants.ParameterType
@@ -66,8 +65,6 @@ HEDGE_ETA: Final = 1.0
 #: The quantile of -3 sigma: normal/logNormal parameters stay within [min, max].
 NORMAL_TAIL: Final = 0.0013498980316301
 _STEP: Final = 1e-6  # L-BFGS-B's finite-difference step in the unit cube
-_OBSERVED: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
-_DONE: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED, TrialConditionType.METRICS_UNAVAILABLE})
 _PORTFOLIO: Final = ("LCB", "EI", "PI")
 #: Katib admits EIps and PIps (EI and PI per second); trial durations are not part of the
 #: history, so with every trial taking the same time they rank points as EI and PI do.
@@ -365,12 +362,12 @@ def _history(request: SuggestionRequest, axes: Sequence[_Axis]) -> _History:
             continue  # not from this search space (edited, or foreign): nothing to learn from it
         trial = trials.get(assignment.name or "")
         condition = trial.condition if trial else None
-        if trial is not None and condition in _OBSERVED:
+        if trial is not None and condition in outcomes.OBSERVED:
             value = aggregation.parse_number(trial.metric(metric) or "")
             if value is not None and math.isfinite(value):
                 xs.append(row)
                 ys.append(sign * value)
-        elif condition not in _DONE and condition not in _OBSERVED:
+        elif condition not in trial_conditions.COMPLETED_TYPES:
             pending.append(row)
     width = sum(axis.width for axis in axes)
     return _History(np.array(xs).reshape(-1, width), np.array(ys, dtype=float), pending)

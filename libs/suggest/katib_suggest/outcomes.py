@@ -25,8 +25,10 @@ from katib_core.suggestions import SuggestionRequest
 from katib_suggest import spaces
 
 State = Literal["active", "done", "failed"]
-_DONE: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
-_FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
+#: Conditions whose objective value an algorithm learns from, and those it learns nothing from
+#: (Katib's services tell the first to their optimizer, the second as failed).
+OBSERVED: Final = frozenset({TrialConditionType.SUCCEEDED, TrialConditionType.EARLY_STOPPED})
+FAILED: Final = frozenset({TrialConditionType.FAILED, TrialConditionType.KILLED})
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,9 @@ def outcomes(request: SuggestionRequest) -> dict[str, Outcome]:
         trial = seen.get(name)
         if trial is None:
             result[name] = Outcome("done") if not name or name in created else Outcome("active")
-        elif trial.condition in _FAILED:
+        elif trial.condition in FAILED:
             result[name] = Outcome("failed")
-        elif trial.condition in _DONE or trial.condition == TrialConditionType.METRICS_UNAVAILABLE:
+        elif trial.condition in OBSERVED or trial.condition == TrialConditionType.METRICS_UNAVAILABLE:
             value = aggregation.parse_number(trial.metric(metric) or "")
             finite = value is not None and math.isfinite(value)
             result[name] = Outcome("done", sign * value if finite and value is not None else None)

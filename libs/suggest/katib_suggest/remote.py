@@ -20,7 +20,7 @@ from typing import Final
 import grpc
 
 from katib_api.v1beta1 import api_pb2
-from katib_core.constants import TrialConditionType
+from katib_core import trial_conditions
 from katib_core.errors import KatibError, ValidationError
 from katib_core.models import Experiment
 from katib_core.suggestions import SuggestionReply, SuggestionRequest
@@ -30,16 +30,6 @@ from katib_suggest import wire
 DEFAULT_TIMEOUT: Final = 60.0
 _GET: Final = "/api.v1.beta1.Suggestion/GetSuggestions"
 _VALIDATE: Final = "/api.v1.beta1.Suggestion/ValidateAlgorithmSettings"
-#: Conditions after which a trial reports nothing more (the rest may still be running).
-_FINISHED: Final = frozenset(
-    {
-        TrialConditionType.SUCCEEDED,
-        TrialConditionType.FAILED,
-        TrialConditionType.KILLED,
-        TrialConditionType.EARLY_STOPPED,
-        TrialConditionType.METRICS_UNAVAILABLE,
-    }
-)
 _BACKOFF_FIRST: Final = 0.1
 _BACKOFF_MAX: Final = 5.0
 #: Reconnect soon after the service restarts (grpcio's default backoff starts at 1 s and grows to 120 s).
@@ -109,7 +99,7 @@ class RemoteSuggester:
                 f"the suggestion service at {self.address} answered {len(reply.parameter_assignments)}"
                 f" assignments for {request.count}",
             )
-        running = any(t.condition not in _FINISHED for t in request.history)
+        running = any(t.condition not in trial_conditions.COMPLETED_TYPES for t in request.history)
         return wire.reply_from_proto(reply, request.count, running=running)
 
     def validate(self, experiment: Experiment) -> None:
